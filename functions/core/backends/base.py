@@ -1,7 +1,7 @@
 """The Backend port: where environments run (local processes, or pods on GKE).
 
 The spawn worker drives a backend through `start` and `is_healthy`; the proxy asks it
-for `upstream`; the reconciler compares `servers()` with the store. Every call is
+for `route`; the reconciler compares `servers()` with the store. Every call is
 idempotent by environment id: starting twice gives one server, stopping twice is fine.
 """
 
@@ -58,8 +58,9 @@ class Backend(ABC):
         """Every server this backend knows of, live or exited (for the reconciler)."""
 
     @abstractmethod
-    def upstream(self, env_id: str) -> str | None:
-        """Where the proxy forwards requests for this environment, if it runs."""
+    def route(self, env_id: str) -> Server | None:
+        """The live server the proxy forwards this environment's requests to, if any.
+        Called on every proxied request: no I/O."""
 
     def workspace_bytes(self, owner: str) -> int | None:
         """Disk used by the owner's workspace, when the backend can tell."""

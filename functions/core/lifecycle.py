@@ -1,0 +1,74 @@
+"""Lifecycle steps more than one function takes: stopping and failing an environment.
+
+The spawn API, the admin API, the culler and the reconciler all stop environments; each
+step is a compare-and-set on the record, so when they race exactly one of them moves
+the record and every one of them leaves the backend without a server.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from . import metrics
+from .models import ACTIVE_STATES, AuditEntry, Environment, State, utcnow
+from .platform import Platform
+
+log = logging.getLogger("cmbcluster.lifecycle")
+
+SPAWN_TASK = "spawn"
+
+
+def base_path(owner: str, env_id: str) -> str:
+    """Where an environment is served on the platform's origin (no trailing slash)."""
+    return f"/user/{owner}/{env_id}"
+
+
+def stop_environment(platform: Platform, env: Environment, reason: str,
+                     actor: str | None = None,
+                     expected: frozenset[State] = ACTIVE_STATES) -> Environment | None:
+    """Move an active environment to stopping, remove its server, mark it stopped.
+
+    Returns the stopped record, or None when another caller had already moved it (its
+    server is removed all the same, so a lost race never leaves one behind).
+    """
+    store = platform.store
+    moving = store.transition(env.id, expected - {State.STOPPING}, State.STOPPING,
+                              reason=reason)
+    if moving is None:
+        current = store.get_environment(env.id)
+        if current is None or current.state != State.STOPPING:
+            _remove_server(platform, env.id)
+            return None
+        moving = current  # a stop that died half-way: finish it
+    _remove_server(platform, env.id)
+    done = store.transition(env.id, [State.STOPPING], State.STOPPED, stopped=utcnow())
+    if done is not None:
+        log.info("environment stopped", extra={"environment": env.id, "user": env.owner})
+        if actor is not None:
+            store.audit(AuditEntry(actor, "environment.stop", env.id,
+                                   {"owner": env.owner, "reason": reason}))
+    return done
+
+
+def fail_environment(platform: Platform, env_id: str, reason: str) -> Environment | None:
+    """Mark a pending or starting environment failed and remove what it made."""
+    failed = platform.store.transition(env_id, [State.PENDING, State.STARTING], State.FAILED,
+                                       reason=reason, stopped=utcnow())
+    _remove_server(platform, env_id)
+    if failed is not None:
+        log.warning("environment failed: %s", reason, extra={"environment": env_id})
+    return failed
+
+
+def _remove_server(platform: Platform, env_id: str) -> None:
+    if platform.backend is not None:
+        platform.backend.stop(env_id)
+
+
+def refresh_gauges(platform: Platform) -> None:
+    """Recompute the active-environment gauges from the store (cheap: active only)."""
+    active = platform.store.active_environments()
+    metrics.active_users.set(len({e.owner for e in active}))
+    for state in ACTIVE_STATES:
+        metrics.active_environments.labels(str(state)).set(
+            sum(1 for e in active if e.state == state))

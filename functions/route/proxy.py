@@ -1,0 +1,220 @@
+"""The local proxy: one public origin for the hub, the control plane and environments.
+
+Requests under `/user/<owner>/<env>/` pass the access check (no store read), lose the
+platform's session cookie and go to the environment's Streamlit, HTTP and websockets
+alike; everything else goes to the control plane's WSGI server. This is the one piece
+of the local process on every request's path, so it does as little as it can.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from urllib.parse import quote
+
+import aiohttp
+from aiohttp import WSMsgType, web
+from multidict import CIMultiDict
+
+from ..core.platform import Platform
+from ..core.sessions import SESSION_COOKIE
+from ..core.tokens import Identity, InvalidToken
+from .access import PREFIX, BadPath, Decision, decide, parse_path
+
+log = logging.getLogger("cmbcluster.proxy")
+
+# Streamlit's own default upload limit (server.maxUploadSize, 200 MB), plus form overhead.
+MAX_UPLOAD_BYTES = 200 * 1024 * 1024 + 64 * 1024
+HOP_BY_HOP = frozenset(h.lower() for h in (
+    "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "TE",
+    "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length",
+))
+WS_HANDSHAKE = frozenset(h.lower() for h in (
+    "Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Extensions",
+    "Sec-WebSocket-Protocol", "Sec-WebSocket-Accept",
+))
+BUFFER_LIMIT = 1024 * 1024  # answers smaller than this are sent whole, not streamed
+
+ActivityFn = Callable[[str], None]  # called with an environment id
+
+
+class LocalProxy:
+    def __init__(self, platform: Platform, control_upstream: str,
+                 on_activity: ActivityFn | None = None):
+        self.platform = platform
+        self.control = control_upstream.rstrip("/")
+        self.on_activity = on_activity or (lambda env_id: None)
+        self._session: aiohttp.ClientSession | None = None
+
+    # -- the aiohttp application -----------------------------------------------------------
+    def application(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_UPLOAD_BYTES)
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        app.on_startup.append(self._open)
+        app.on_cleanup.append(self._close)
+        return app
+
+    async def _open(self, _app: web.Application) -> None:
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=None, keepalive_timeout=60)
+        self._session = aiohttp.ClientSession(
+            connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
+            skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
+        )
+
+    async def _close(self, _app: web.Application) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        raw = request.raw_path
+        if raw.startswith(PREFIX):
+            return await self._environment(request, raw)
+        return await self._forward(request, self.control + raw, strip_session=False)
+
+    # -- environments ------------------------------------------------------------------------
+    async def _environment(self, request: web.Request, raw: str) -> web.StreamResponse:
+        path = raw.split("?", 1)[0]
+        try:
+            target = parse_path(path)
+        except BadPath as err:
+            return _plain(403, f"forbidden: {err}")
+        identity = self._identity(request.cookies.get(SESSION_COOKIE))
+        decision = decide(identity, target)
+        if decision == Decision.SIGN_IN:
+            return self._sign_in(request, raw)
+        if decision == Decision.DENY:
+            return _plain(403, "forbidden: this environment belongs to someone else")
+        server = self.platform.backend.route(target.env_id)
+        if server is None or server.owner != target.owner:
+            return _plain(503 if server is None else 403,
+                          "this environment is not running" if server is None else "forbidden")
+        self.on_activity(target.env_id)
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await self._websocket(request, server.upstream + raw, target.env_id)
+        return await self._forward(request, server.upstream + raw, strip_session=True)
+
+    def _identity(self, token: str | None) -> Identity | None:
+        if not token:
+            return None
+        try:
+            return self.platform.sessions.identity(token, fresh=False)
+        except InvalidToken:
+            return None
+
+    @staticmethod
+    def _sign_in(request: web.Request, raw: str) -> web.StreamResponse:
+        if request.method == "GET" and "text/html" in request.headers.get("Accept", ""):
+            raise web.HTTPFound("/auth/login?next=" + quote(raw, safe=""))
+        return _plain(401, "sign in first")
+
+    # -- forwarding ------------------------------------------------------------------------
+    def _headers(self, request: web.Request, strip_session: bool) -> CIMultiDict:
+        headers = CIMultiDict(
+            (k, v) for k, v in request.headers.items()
+            if k.lower() not in HOP_BY_HOP and k.lower() not in WS_HANDSHAKE
+        )
+        if strip_session:
+            _strip_session_cookie(headers)
+        peer = request.remote or ""
+        headers["X-Forwarded-For"] = peer
+        headers["X-Forwarded-Proto"] = request.scheme
+        headers["X-Forwarded-Host"] = request.host
+        if request.content_length is not None:
+            headers["Content-Length"] = str(request.content_length)
+        return headers
+
+    async def _forward(self, request: web.Request, url: str,
+                       strip_session: bool) -> web.StreamResponse:
+        if (request.content_length or 0) > MAX_UPLOAD_BYTES:
+            too_large = _plain(413, "upload too large")
+            too_large.force_close()  # the unread body makes the connection unusable
+            return too_large
+        body = request.content if request.body_exists else None
+        try:
+            upstream = await self._session.request(
+                request.method, url, headers=self._headers(request, strip_session),
+                data=body, allow_redirects=False,
+            )
+        except aiohttp.ClientError:
+            return _plain(502, "upstream unavailable")
+        async with upstream:
+            headers = CIMultiDict(
+                (k, v) for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP
+            )
+            length = upstream.content_length
+            if length is not None and length <= BUFFER_LIMIT:
+                return web.Response(status=upstream.status, headers=headers,
+                                    body=await upstream.read())
+            response = web.StreamResponse(status=upstream.status, headers=headers)
+            if length is not None:
+                response.content_length = length
+            await response.prepare(request)
+            try:
+                async for chunk in upstream.content.iter_any():
+                    await response.write(chunk)
+            except (aiohttp.ClientError, ConnectionResetError):
+                return response
+            await response.write_eof()
+            return response
+
+    async def _websocket(self, request: web.Request, url: str,
+                         env_id: str) -> web.StreamResponse:
+        protocols = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "")
+                     .split(",") if p.strip()]
+        try:
+            upstream = await self._session.ws_connect(
+                url, headers=self._headers(request, strip_session=True), protocols=protocols,
+                autoping=False, max_msg_size=0, autoclose=False,
+            )
+        except (aiohttp.ClientError, aiohttp.WSServerHandshakeError):
+            return _plain(502, "upstream unavailable")
+        client = web.WebSocketResponse(
+            protocols=[upstream.protocol] if upstream.protocol else (),
+            autoping=False, max_msg_size=0, autoclose=False,
+        )
+        await client.prepare(request)
+        # Only what the person sends counts as activity: an open, idle tab sends nothing.
+        to_upstream = asyncio.create_task(_pump(client, upstream, lambda: self.on_activity(env_id)))
+        to_client = asyncio.create_task(_pump(upstream, client, None))
+        try:
+            await asyncio.wait({to_upstream, to_client}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (to_upstream, to_client):
+                task.cancel()
+            await upstream.close()
+            await client.close()
+        return client
+
+
+async def _pump(source, sink, on_message: Callable[[], None] | None) -> None:
+    async for msg in source:
+        if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+            if on_message is not None:
+                on_message()
+            if msg.type == WSMsgType.TEXT:
+                await sink.send_str(msg.data)
+            else:
+                await sink.send_bytes(msg.data)
+        elif msg.type == WSMsgType.PING:
+            await sink.ping(msg.data)
+        elif msg.type == WSMsgType.PONG:
+            await sink.pong(msg.data)
+        elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED,
+                          WSMsgType.ERROR):
+            return
+
+
+def _strip_session_cookie(headers: CIMultiDict) -> None:
+    cookies = headers.popall("Cookie", [])
+    kept = [
+        part.strip() for header in cookies for part in header.split(";")
+        if part.strip() and part.split("=", 1)[0].strip() != SESSION_COOKIE
+    ]
+    if kept:
+        headers["Cookie"] = "; ".join(kept)
+
+
+def _plain(status: int, text: str) -> web.Response:
+    return web.Response(status=status, text=text + "\n", content_type="text/plain")

@@ -1,0 +1,143 @@
+"""The local proxy against a real upstream that echoes what it received."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from functions.core.backends.base import Server
+from functions.core.config import load_settings
+from functions.core.models import User
+from functions.core.platform import build_platform
+from functions.core.store.sqlite import SqliteStore
+from functions.route import proxy as proxy_module
+from functions.route.proxy import LocalProxy
+
+ENV = "0123456789ab"
+BASE = f"/user/alice/{ENV}"
+
+
+async def echo(request: web.Request) -> web.StreamResponse:
+    if request.headers.get("Upgrade", "").lower() == "websocket":
+        ws = web.WebSocketResponse(protocols=("streamlit",))
+        await ws.prepare(request)
+        async for msg in ws:
+            await ws.send_str("echo:" + msg.data)
+        return ws
+    body = await request.read()
+    return web.json_response({
+        "path": request.raw_path, "host": request.host, "method": request.method,
+        "cookie": request.headers.get("Cookie"), "length": len(body),
+        "forwarded_for": request.headers.get("X-Forwarded-For"),
+    })
+
+
+class OneServer:
+    """A backend with one environment, served by the echo app."""
+
+    def __init__(self, upstream: str):
+        self.server = Server(ENV, "alice", upstream, BASE)
+
+    def route(self, env_id: str) -> Server | None:
+        return self.server if env_id == ENV else None
+
+
+@pytest.fixture
+async def setup(tmp_path: Path):
+    upstream_app = web.Application(client_max_size=1024**3)
+    upstream_app.router.add_route("*", "/{tail:.*}", echo)
+    up = web.AppRunner(upstream_app)
+    await up.setup()
+    site = web.TCPSite(up, "127.0.0.1", 0)
+    await site.start()
+    upstream = f"http://127.0.0.1:{up.addresses[0][1]}"
+
+    settings = load_settings({"CMBCLUSTER_DATA_DIR": str(tmp_path), "SECRET_KEY": "k" * 40})
+    plat = build_platform(settings, SqliteStore(tmp_path / "db"))
+    plat.backend = OneServer(upstream)
+    activity: list[str] = []
+    proxy = LocalProxy(plat, upstream, on_activity=activity.append)
+    runner = web.AppRunner(proxy.application(), lingering_time=0.5)
+    await runner.setup()
+    front = web.TCPSite(runner, "127.0.0.1", 0)
+    await front.start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    alice = plat.store.upsert_user(User("alice", "alice@x.org"))
+    bob = plat.store.upsert_user(User("bob", "bob@x.org"))
+    tokens = {u.id: plat.sessions.issue(u, 600) for u in (alice, bob)}
+    yield url, tokens, activity
+    await runner.cleanup()
+    await up.cleanup()
+
+
+def cookies(token: str) -> dict:
+    return {"Cookie": f"theme=dark; cmbcluster_session={token}; _streamlit_xsrf=abc"}
+
+
+async def test_forwards_path_host_and_strips_only_the_session_cookie(setup):
+    url, tokens, activity = setup
+    async with aiohttp.ClientSession() as http, \
+            http.get(f"{url}{BASE}/page?x=1", headers=cookies(tokens["alice"])) as resp:
+        assert resp.status == 200
+        seen = await resp.json()
+    assert seen["path"] == f"{BASE}/page?x=1"
+    assert seen["host"] == url.split("://")[1]
+    assert seen["cookie"] == "theme=dark; _streamlit_xsrf=abc"
+    assert seen["forwarded_for"] == "127.0.0.1"
+    assert activity == [ENV]
+
+
+async def test_the_control_plane_keeps_the_session_cookie(setup):
+    url, tokens, _ = setup
+    async with aiohttp.ClientSession() as http, \
+            http.get(f"{url}/api/me", headers=cookies(tokens["alice"])) as resp:
+        seen = await resp.json()
+    assert "cmbcluster_session=" in seen["cookie"]
+
+
+async def test_websocket_both_ways_with_subprotocols(setup):
+    url, tokens, activity = setup
+    async with aiohttp.ClientSession() as http, http.ws_connect(
+            f"{url}{BASE}/_stcore/stream", protocols=("streamlit", "xsrf-token-value"),
+            headers=cookies(tokens["alice"])) as ws:
+        assert ws.protocol == "streamlit"
+        await ws.send_str("hello")
+        assert (await ws.receive(timeout=5)).data == "echo:hello"
+    assert activity.count(ENV) >= 2  # the handshake and the message
+
+
+async def test_another_user_gets_403_on_http_and_websocket(setup):
+    url, tokens, activity = setup
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{url}{BASE}/", headers=cookies(tokens["bob"])) as resp:
+            assert resp.status == 403
+        with pytest.raises(aiohttp.WSServerHandshakeError) as err:
+            await http.ws_connect(f"{url}{BASE}/_stcore/stream",
+                                  headers=cookies(tokens["bob"]))
+        assert err.value.status == 403
+    assert activity == []
+
+
+async def test_streams_large_uploads_and_refuses_oversized_ones(setup, monkeypatch):
+    url, tokens, _ = setup
+    body = b"x" * (3 * 1024 * 1024)
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{url}{BASE}/_stcore/upload_file", data=body,
+                             headers=cookies(tokens["alice"])) as resp:
+            assert json.loads(await resp.text())["length"] == len(body)
+        monkeypatch.setattr(proxy_module, "MAX_UPLOAD_BYTES", 1024 * 1024)
+        async with http.post(f"{url}{BASE}/_stcore/upload_file", data=body,
+                             headers=cookies(tokens["alice"])) as resp:
+            assert resp.status == 413
+
+
+async def test_an_environment_that_is_not_running_is_503(setup):
+    url, tokens, _ = setup
+    async with aiohttp.ClientSession() as http, http.get(f"{url}/user/alice/ba9876543210/",
+                        headers=cookies(tokens["alice"])) as resp:
+        assert resp.status == 503
+
