@@ -28,8 +28,9 @@ def sign_in_page() -> None:
     st.title("CMBCluster")
     st.write("Your own persistent Streamlit research environment, with numpy, scipy, "
              "astropy, healpy and CAMB ready, in seconds.")
+    # /auth/login shows the dev login form in local mode, and goes to Google otherwise.
     if DEV_LOGIN:
-        st.link_button("Sign in (local development)", "/auth/dev-login?next=/hub/",
+        st.link_button("Sign in (local development)", "/auth/login?next=/hub/",
                        type="primary")
         st.caption("Local mode: any user name signs in. Set OIDC_CLIENT_ID to use Google.")
     else:

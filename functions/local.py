@@ -8,9 +8,17 @@ environments and the hub are Streamlit child processes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
+import os
 import signal
+import socket
+import subprocess
+import sys
 import threading
+import time
+import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +28,7 @@ from waitress.server import create_server
 
 from .admin.app import create_app as admin_app
 from .auth.app import create_app as auth_app
-from .core.backends.local import LocalBackend
+from .core.backends.local import LocalBackend, process_start_time
 from .core.config import Settings
 from .core.lifecycle import SPAWN_TASK, stop_environment
 from .core.platform import Platform, build_platform
@@ -36,6 +44,8 @@ log = logging.getLogger("cmbcluster.local")
 
 ROOT = Path(__file__).resolve().parent.parent
 RESEARCH_APP = ROOT / "user-environment" / "app.py"
+HUB_APP = ROOT / "frontend" / "hub.py"
+LAUNCHER = ROOT / "user-environment" / "launch.py"
 
 WSGIApp = Callable
 
@@ -72,6 +82,80 @@ def control_plane(platform: Platform) -> PrefixDispatcher:
     )
 
 
+class HubProcess:
+    """The hub UI: a Streamlit child under /hub that calls the API for its visitors."""
+
+    def __init__(self, settings: Settings, api_url: str, public_url: str):
+        self.settings = settings
+        self.port = _free_port()
+        self.upstream = f"http://127.0.0.1:{self.port}"
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(settings.data_dir),
+            "PYTHONPATH": str(ROOT),
+            "CMBCLUSTER_API_URL": api_url,
+            "CMBCLUSTER_PUBLIC_URL": public_url,
+            "CMBCLUSTER_DEV_LOGIN": "1" if settings.dev_login_enabled else "0",
+        }
+        log_file = (settings.data_dir / "logs").joinpath("hub.log")
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        self.pid_file = settings.data_dir / "hub.json"
+        _stop_previous_hub(self.pid_file)
+        with log_file.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(LAUNCHER), "run", str(HUB_APP),
+                 "--server.address", "127.0.0.1", "--server.port", str(self.port),
+                 "--server.baseUrlPath", "/hub", "--server.headless", "true",
+                 "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+                 "--client.toolbarMode", "minimal"],
+                env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.pid_file.write_text(json.dumps(
+            {"pid": self.proc.pid, "start_time": process_start_time(self.proc.pid)}))
+
+    def wait_healthy(self, timeout: float = 60) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                with urllib.request.urlopen(self.upstream + "/hub/_stcore/health", timeout=1):
+                    return True
+            except OSError:
+                time.sleep(0.05)
+        return False
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+        self.pid_file.unlink(missing_ok=True)
+
+
+def _stop_previous_hub(pid_file: Path) -> None:
+    """A platform killed with SIGKILL leaves its hub running: end it before starting anew
+    (when the pid still names that same process, not a reused pid)."""
+    try:
+        old = json.loads(pid_file.read_text())
+        pid, started = int(old["pid"]), old["start_time"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if started is not None and process_start_time(pid) == started:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+    pid_file.unlink(missing_ok=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @dataclass
 class LocalPlatform:
     """A running local platform; `stop()` ends everything it started."""
@@ -81,11 +165,13 @@ class LocalPlatform:
     _wsgi: object
     _wsgi_thread: threading.Thread
     _runner: web.AppRunner
-    _loop: asyncio.AbstractEventLoop
+    _hub: HubProcess | None
 
     async def stop(self, stop_environments: bool = True) -> None:
         if stop_environments:
             await asyncio.to_thread(shutdown_environments, self.platform)
+        if self._hub is not None:
+            await asyncio.to_thread(self._hub.stop)
         await self._runner.cleanup()
         self._wsgi.close()
         self.platform.queue.close()
@@ -99,7 +185,8 @@ def build_local_platform(settings: Settings, research_app: Path = RESEARCH_APP) 
     return platform
 
 
-async def start_local(settings: Settings, platform: Platform | None = None) -> LocalPlatform:
+async def start_local(settings: Settings, platform: Platform | None = None,
+                      with_hub: bool = True) -> LocalPlatform:
     platform = platform or build_local_platform(settings)
     # Whatever the last run left (it may have been killed): adopt or close it first.
     await asyncio.to_thread(reconcile, platform)
@@ -110,6 +197,7 @@ async def start_local(settings: Settings, platform: Platform | None = None) -> L
     wsgi_thread.start()
     control = f"http://127.0.0.1:{wsgi.effective_port}"
 
+    # Bind first so the hub can be told the public URL (PORT=0 picks a free port).
     proxy = LocalProxy(platform, control)
     runner = web.AppRunner(proxy.application(), access_log=None, handle_signals=False)
     await runner.setup()
@@ -118,7 +206,13 @@ async def start_local(settings: Settings, platform: Platform | None = None) -> L
     port = runner.addresses[0][1]
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     url = settings.public_url or f"http://{host}:{port}"
-    return LocalPlatform(platform, url, wsgi, wsgi_thread, runner, asyncio.get_running_loop())
+    hub = None
+    if with_hub:
+        hub = HubProcess(settings, control, url)
+        if not await asyncio.to_thread(hub.wait_healthy):
+            log.error("the hub did not start; see %s", settings.data_dir / "logs" / "hub.log")
+        proxy.hub = hub.upstream
+    return LocalPlatform(platform, url, wsgi, wsgi_thread, runner, hub)
 
 
 def shutdown_environments(platform: Platform) -> None:
@@ -132,12 +226,13 @@ def serve(settings: Settings) -> None:
     """`make up`: run until Ctrl-C or SIGTERM, then stop every child."""
 
     async def main() -> None:
-        running = await start_local(settings)
-        print(banner(running), flush=True)
+        # Handlers first: a SIGTERM during start-up must still stop what has started.
         done = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, done.set)
+        running = await start_local(settings)
+        print(banner(running), flush=True)
         await done.wait()
         print("stopping: environments, hub and control plane...", flush=True)
         await running.stop()

@@ -34,6 +34,7 @@ WS_HANDSHAKE = frozenset(h.lower() for h in (
     "Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Extensions",
     "Sec-WebSocket-Protocol", "Sec-WebSocket-Accept",
 ))
+HUB_PREFIX = "/hub/"
 BUFFER_LIMIT = 1024 * 1024  # answers smaller than this are sent whole, not streamed
 
 ActivityFn = Callable[[str], None]  # called with an environment id
@@ -41,9 +42,10 @@ ActivityFn = Callable[[str], None]  # called with an environment id
 
 class LocalProxy:
     def __init__(self, platform: Platform, control_upstream: str,
-                 on_activity: ActivityFn | None = None):
+                 on_activity: ActivityFn | None = None, hub_upstream: str | None = None):
         self.platform = platform
         self.control = control_upstream.rstrip("/")
+        self.hub = hub_upstream.rstrip("/") if hub_upstream else None
         self.on_activity = on_activity or (lambda env_id: None)
         self._session: aiohttp.ClientSession | None = None
 
@@ -71,6 +73,14 @@ class LocalProxy:
         raw = request.raw_path
         if raw.startswith(PREFIX):
             return await self._environment(request, raw)
+        if self.hub is not None and raw.split("?", 1)[0] in ("/", "/hub"):
+            raise web.HTTPFound("/hub/")
+        if self.hub is not None and raw.startswith(HUB_PREFIX):
+            # The hub is the platform's own app: it keeps the session cookie, which it
+            # sends back to the API on the visitor's behalf.
+            if _is_websocket(request):
+                return await self._websocket(request, self.hub + raw, None)
+            return await self._forward(request, self.hub + raw, strip_session=False)
         return await self._forward(request, self.control + raw, strip_session=False)
 
     # -- environments ------------------------------------------------------------------------
@@ -91,7 +101,7 @@ class LocalProxy:
             return _plain(503 if server is None else 403,
                           "this environment is not running" if server is None else "forbidden")
         self.on_activity(target.env_id)
-        if request.headers.get("Upgrade", "").lower() == "websocket":
+        if _is_websocket(request):
             return await self._websocket(request, server.upstream + raw, target.env_id)
         return await self._forward(request, server.upstream + raw, strip_session=True)
 
@@ -160,7 +170,7 @@ class LocalProxy:
             return response
 
     async def _websocket(self, request: web.Request, url: str,
-                         env_id: str) -> web.StreamResponse:
+                         env_id: str | None) -> web.StreamResponse:
         protocols = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "")
                      .split(",") if p.strip()]
         try:
@@ -176,7 +186,8 @@ class LocalProxy:
         )
         await client.prepare(request)
         # Only what the person sends counts as activity: an open, idle tab sends nothing.
-        to_upstream = asyncio.create_task(_pump(client, upstream, lambda: self.on_activity(env_id)))
+        on_message = (lambda: self.on_activity(env_id)) if env_id else None
+        to_upstream = asyncio.create_task(_pump(client, upstream, on_message))
         to_client = asyncio.create_task(_pump(upstream, client, None))
         try:
             await asyncio.wait({to_upstream, to_client}, return_when=asyncio.FIRST_COMPLETED)
@@ -204,6 +215,10 @@ async def _pump(source, sink, on_message: Callable[[], None] | None) -> None:
         elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED,
                           WSMsgType.ERROR):
             return
+
+
+def _is_websocket(request: web.Request) -> bool:
+    return request.headers.get("Upgrade", "").lower() == "websocket"
 
 
 def _strip_session_cookie(headers: CIMultiDict) -> None:

@@ -19,7 +19,7 @@ from functions.local import LocalPlatform, build_local_platform, start_local
 class RunningPlatform:
     """The local platform on its own event loop thread, as `make up` runs it."""
 
-    def __init__(self, data_dir: Path, **env: str):
+    def __init__(self, data_dir: Path, with_hub: bool = False, **env: str):
         settings = ensure_secret_key(load_settings({
             "CMBCLUSTER_DATA_DIR": str(data_dir), "PORT": "0", "START_TIMEOUT": "30",
             **env,
@@ -28,7 +28,7 @@ class RunningPlatform:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.platform = build_local_platform(settings)
-        self.local: LocalPlatform = self.run(start_local(settings, self.platform))
+        self.local: LocalPlatform = self.run(start_local(settings, self.platform, with_hub))
         self.url = self.local.url
 
     def run(self, coro, timeout: float = 120):
