@@ -16,6 +16,7 @@ from .store.base import Store
 from .tokens import Identity, InvalidToken, TokenSigner
 
 SESSION_COOKIE = "cmbcluster_session"
+VERIFIED_CACHE_SIZE = 10_000
 
 
 class SessionGuard:
@@ -24,10 +25,11 @@ class SessionGuard:
         self.store = store
         self.ttl = ttl
         self._cache: dict[str, tuple[int, bool, float]] = {}
+        self._verified: dict[str, Identity] = {}  # token -> identity, for the route check
         self._lock = threading.Lock()
 
     def identity(self, token: str | None, *, fresh: bool = True) -> Identity:
-        ident = self.signer.verify_session(token)
+        ident = self._verify(token) if not fresh else self.signer.verify_session(token)
         version, disabled = self._state(ident.user_id, fresh)
         if disabled:
             raise InvalidToken("user disabled")
@@ -47,6 +49,18 @@ class SessionGuard:
         if ident.version != user.token_version:
             raise InvalidToken("session revoked")
         return ident, user
+
+    def _verify(self, token: str | None) -> Identity:
+        """Signature checks cost more than the rest of the route check together; a token
+        that verified once is remembered until it expires."""
+        ident = self._verified.get(token) if token else None
+        if ident is not None and ident.expires > time.time():
+            return ident
+        ident = self.signer.verify_session(token)
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.clear()  # crude but bounded; refilled at one verify per token
+        self._verified[token] = ident
+        return ident
 
     def remember(self, user: User) -> None:
         with self._lock:

@@ -18,7 +18,11 @@ from ..core.platform import Platform
 
 log = logging.getLogger("cmbcluster.spawn")
 
-HEALTH_POLL_SECONDS = 0.03  # Streamlit is healthy about a second after exec: poll tightly
+# Streamlit is healthy about a second after exec: poll tightly then, and back off when a
+# busy machine makes it slower, so twenty starts at once do not flood it with probes.
+HEALTH_POLL_SECONDS = 0.03
+HEALTH_POLL_MAX_SECONDS = 0.25
+TIGHT_POLL_SECONDS = 2.0
 STATE_CHECK_SECONDS = 0.5  # how often to notice a stop issued while we wait
 
 
@@ -55,7 +59,7 @@ def run_spawn(platform: Platform, payload: dict) -> None:
         return
     metrics.pods_created.labels(profile.name).inc()
 
-    next_state_check = 0.0
+    next_state_check, poll, spawned = 0.0, HEALTH_POLL_SECONDS, time.time()
     while not backend.is_healthy(server):
         if backend.route(env_id) is None:
             fail_environment(platform, env_id, "the app exited while starting (see its log)")
@@ -71,7 +75,9 @@ def run_spawn(platform: Platform, payload: dict) -> None:
             if current is None or current.state != State.STARTING:
                 backend.stop(env_id)  # stopped or failed while starting: leave nothing
                 return
-        time.sleep(HEALTH_POLL_SECONDS)
+        time.sleep(poll)
+        if now - spawned > TIGHT_POLL_SECONDS:
+            poll = min(poll * 1.5, HEALTH_POLL_MAX_SECONDS)
 
     progress("healthy", "your environment is ready", 100)
     now = utcnow()
