@@ -6,8 +6,10 @@ from flask import Flask
 
 from ..core.platform import Platform
 from ..core.web import create_app as _create_app
+from . import users
 
 
 def create_app(platform: Platform) -> Flask:
     app = _create_app("admin", platform)
+    users.register(app)
     return app
