@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from oidc_rig import SECRET_KEY
 
 from functions.admin.app import create_app as admin_app
 from functions.auth.app import create_app as auth_app
@@ -12,6 +11,8 @@ from functions.core.models import Role, User
 from functions.core.platform import build_platform
 from functions.core.sessions import SESSION_COOKIE
 from functions.core.store.sqlite import SqliteStore
+
+from .oidc_rig import SECRET_KEY
 
 
 class Api:

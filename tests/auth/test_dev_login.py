@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from oidc_rig import SECRET_KEY
 
 from functions.auth.app import create_app
 from functions.core.config import ConfigError, load_settings
 from functions.core.platform import build_platform
 from functions.core.sessions import SESSION_COOKIE
 from functions.core.store.sqlite import SqliteStore
+
+from .oidc_rig import SECRET_KEY
 
 
 @pytest.fixture

@@ -14,18 +14,19 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import pytest
 import requests
-from oidc_rig import (
+
+from functions.auth.cookies import LOGIN_COOKIE
+from functions.core.metrics import REGISTRY
+from functions.core.sessions import SESSION_COOKIE
+from functions.core.tokens import TokenSigner
+
+from .oidc_rig import (
     OTHER_CLIENT_ID,
     OTHER_CLIENT_SECRET,
     SECRET_KEY,
     provider_login,
     session_cookie_set,
 )
-
-from functions.auth.cookies import LOGIN_COOKIE
-from functions.core.metrics import REGISTRY
-from functions.core.sessions import SESSION_COOKIE
-from functions.core.tokens import TokenSigner
 
 
 def refused(resp: requests.Response, status: int, error: str, browser=None) -> dict:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 import requests
-from oidc_rig import CLIENT_ID, provider_login, session_cookie_set
 
 from functions.core.metrics import REGISTRY
 from functions.core.sessions import SESSION_COOKIE
+
+from .oidc_rig import CLIENT_ID, provider_login, session_cookie_set
 
 
 def auth_count(result: str) -> float:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from test_oidc_attacks import OPEN_REDIRECTS
 
 from functions.auth.allowlist import denial
 from functions.auth.redirects import safe_next
 from functions.core.config import load_settings
+
+from .test_oidc_attacks import OPEN_REDIRECTS
 
 
 @pytest.mark.parametrize("target", OPEN_REDIRECTS + ["/%2e%2e/%2f%2fevil", "/" + "a" * 2048,

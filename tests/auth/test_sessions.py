@@ -13,11 +13,12 @@ import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from oidc_rig import SECRET_KEY
 
 from functions.core.models import Role, User
 from functions.core.sessions import SESSION_COOKIE
 from functions.core.tokens import TokenSigner
+
+from .oidc_rig import SECRET_KEY
 
 
 def b64(data: bytes | dict) -> str:
