@@ -49,6 +49,9 @@ def create_app(plat: Platform) -> Flask:
             claim = platform().store.claim_environment(
                 env, max_per_user=s.max_user_pods, max_total=s.max_total_environments)
         except LimitReached as err:
+            if all(e.state == State.STOPPING for e in err.active):
+                raise ApiError(409, "still_stopping", "your last environment is still "
+                               "stopping; launch again in a few seconds") from None
             raise ApiError(409, "limit_reached",
                            f"you already have {len(err.active)} active environment(s); "
                            "stop one before launching another") from None

@@ -332,3 +332,29 @@ def test_bad_environment_ids_are_refused(bad):
 def test_bad_state_is_refused():
     with pytest.raises(ValueError):
         Environment(id=new_environment_id(), owner="alice", profile="small", state="zombie")
+
+
+def test_a_conditional_cull_loses_to_fresh_activity(store):
+    now = utcnow()
+    env = running(store, "alice", started=now - timedelta(hours=5))
+    store.touch_activity(env.id, now - timedelta(hours=5))
+    # Someone clicks after the culler's query but before its write:
+    store.touch_activity(env.id, now)
+    cutoff = now - timedelta(hours=4)
+    assert store.transition(env.id, [State.RUNNING], State.STOPPING, idle_before=cutoff) is None
+    assert store.get_environment(env.id).state == State.RUNNING
+    # Nobody clicks: the cull goes through.
+    later = now + timedelta(hours=5)
+    moved = store.transition(env.id, [State.RUNNING], State.STOPPING,
+                             idle_before=later - timedelta(hours=4), reason="idle")
+    assert moved.state == State.STOPPING
+
+
+def test_a_stopping_environment_is_not_handed_out_but_holds_its_slot(store):
+    env = claim(store, "alice").environment
+    store.transition(env.id, [State.PENDING], State.STOPPING)
+    with pytest.raises(LimitReached):
+        claim(store, "alice")
+    store.transition(env.id, [State.STOPPING], State.STOPPED)
+    fresh = claim(store, "alice")
+    assert fresh.created and fresh.environment.id != env.id

@@ -7,7 +7,8 @@ runs against both, so the rules below hold for each:
 - `claim_environment` is the only way to create an environment. It is atomic: it creates
   the `pending` record only when the owner has fewer than `max_per_user` active ones
   and fewer than `max_total` are active platform-wide. An active environment of the same
-  profile is returned instead of a new one (a double click gives one environment).
+  profile is returned instead of a new one (a double click gives one environment); one
+  that is stopping is not returned, but holds its slot until it has stopped.
 - `transition` is a compare-and-set on the state: it applies only when the current
   state is one of `expected` and the lifecycle allows the move; otherwise it returns
   None and changes nothing. Leaving the active states releases the slot.
@@ -89,10 +90,12 @@ class Store(ABC):
         """Newest first."""
 
     @abstractmethod
-    def transition(self, env_id: str, expected: Iterable[State], to: State,
-                   **fields: Any) -> Environment | None:
+    def transition(self, env_id: str, expected: Iterable[State], to: State, *,
+                   idle_before: datetime | None = None, **fields: Any) -> Environment | None:
         """Compare-and-set the state; set `fields` (url, reason, started, stopped...) in
-        the same write. None when the record is missing or not in `expected`."""
+        the same write. None when the record is missing or not in `expected`, or, with
+        `idle_before`, when it has seen activity since then (a click racing the culler
+        keeps the environment)."""
 
     @abstractmethod
     def record_progress(self, env_id: str, event: ProgressEvent,
@@ -141,3 +144,8 @@ class Store(ABC):
 
 
 ACTIVE = (State.PENDING, State.STARTING, State.RUNNING, State.STOPPING)
+
+
+def last_seen(env: Environment) -> datetime:
+    """When someone last used the environment (its start, if nobody has yet)."""
+    return env.last_activity or env.started or env.created

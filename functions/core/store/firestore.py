@@ -21,8 +21,9 @@ Why the slot documents: a claim must see every competing claim. A query inside a
 transaction does not lock the documents it did not find, so two claims could each count
 the other's environment as absent; reading and writing named documents does conflict.
 One global counter document would serialise every claim on the platform (Firestore
-sustains about one write a second on a document; the emulator holds a 2 s lock), so the
-total cap is spread over `max_total` slot documents and a claim touches one or a few.
+sustains about one write a second on a document; the emulator lets a conflicting
+transaction wait up to 2 s), so the total cap is spread over `max_total` slot documents
+and a claim touches one or a few.
 Every timestamp is a native Firestore timestamp; datetimes come back tz-aware (UTC).
 
 Production configuration (to be declared in Terraform)
@@ -50,7 +51,6 @@ from typing import Any, TypeVar
 
 from google.api_core.exceptions import Aborted, AlreadyExists, FailedPrecondition, NotFound
 from google.cloud import firestore
-from google.cloud.firestore_v1.base_query import FieldFilter
 
 from ..models import (
     ACTIVE_STATES,
@@ -72,7 +72,8 @@ T = TypeVar("T")
 
 _ENV_FIELDS = ("url", "reason", "started", "stopped", "last_activity")
 _ACTIVE = [str(s) for s in ACTIVE_STATES]
-_AUDIT_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+# Audit ids are the caller's (hex by default): anything that stays one path segment.
+_AUDIT_ID = re.compile(r"^[^/]{1,1500}$")
 # Capacity slots read per round trip while looking for a free one: few enough that two
 # claims rarely read the slot the other takes, enough to cross a busy stretch quickly.
 _PROBE_BATCH = 4
@@ -114,7 +115,7 @@ class FirestoreStore(Store):
         backoff = 0.05
         while True:
             try:
-                return firestore.transactional(body)(self._db.transaction(max_attempts=1))
+                return firestore.transactional(body)(self._db.transaction())
             except (Aborted, ValueError) as exc:
                 if not (isinstance(exc, Aborted) or isinstance(exc.__cause__, Aborted)):
                     raise
@@ -190,12 +191,13 @@ class FirestoreStore(Store):
 
         def body(txn: Any) -> Claim:
             snap = user_ref.get(transaction=txn)
-            held = (snap.to_dict() or {}).get("envs", {}) if snap.exists else {}
+            held = snap.to_dict().get("envs", {}) if snap.exists else {}
             # The environments themselves are the truth; an entry whose environment is
             # gone or inactive (written outside this store) is dropped, not counted.
             mine = [e for e in self._get_envs(txn, list(held)) if e.active]
             mine.sort(key=lambda e: (e.created, e.id), reverse=True)
-            same = next((e for e in mine if e.profile == env.profile), None)
+            same = next((e for e in mine
+                         if e.profile == env.profile and e.state != State.STOPPING), None)
             if same is not None:
                 return Claim(same, created=False)
             if len(mine) >= max_per_user:
@@ -255,12 +257,12 @@ class FirestoreStore(Store):
                           cursor: str | None = None) -> Page[Environment]:
         query = self._envs
         if owner is not None:
-            query = query.where(filter=FieldFilter("owner", "==", owner))
+            query = query.where(filter=firestore.FieldFilter("owner", "==", owner))
         if states is not None:
             wanted = sorted({str(State(s)) for s in states})
             if not wanted:  # Firestore refuses an empty `in`
                 return Page([])
-            query = query.where(filter=FieldFilter("state", "in", wanted))
+            query = query.where(filter=firestore.FieldFilter("state", "in", wanted))
         query = query.order_by("created", direction=_DESC).order_by(_ID, direction=_DESC)
         if cursor:
             created, env_id = decode_cursor(cursor, 2)
@@ -272,8 +274,8 @@ class FirestoreStore(Store):
             nxt = encode_cursor(repr(envs[-1].created.timestamp()), envs[-1].id)
         return Page(envs, nxt)
 
-    def transition(self, env_id: str, expected: Iterable[State], to: State,
-                   **fields: Any) -> Environment | None:
+    def transition(self, env_id: str, expected: Iterable[State], to: State, *,
+                   idle_before: datetime | None = None, **fields: Any) -> Environment | None:
         expected = {State(s) for s in expected}
         to = State(to)
         unknown = set(fields) - set(_ENV_FIELDS)
@@ -289,6 +291,8 @@ class FirestoreStore(Store):
             current = State(data["state"])
             if current not in expected or to not in TRANSITIONS[current]:
                 return None
+            if idle_before is not None and _idle_since(data) >= idle_before:
+                return None
             changes = {"state": str(to), **fields}
             merged = {**data, **changes}
             changes["idle_since"] = _idle_since(merged)
@@ -303,15 +307,15 @@ class FirestoreStore(Store):
         """Free the owner's entry and the capacity slot, in the transition's transaction.
         All reads come before all writes, as Firestore transactions require."""
         user_ref = self._user_slots.document(data["owner"])
-        slot_ref = self._capacity.document(str(data.get("slot")))
+        slot_ref = self._capacity.document(str(data["slot"])) if "slot" in data else None
         user_snap = user_ref.get(transaction=txn)
-        slot_snap = slot_ref.get(transaction=txn)
+        slot_snap = slot_ref.get(transaction=txn) if slot_ref else None
         if user_snap.exists:
             held = dict(user_snap.to_dict().get("envs", {}))
             if held.pop(env_id, None) is not None:
                 txn.set(user_ref, {"envs": held})
         # A repaired leak may have handed the slot on; only its holder frees it.
-        if slot_snap.exists and slot_snap.get("env") == env_id:
+        if slot_snap is not None and slot_snap.exists and slot_snap.get("env") == env_id:
             txn.delete(slot_ref)
 
     def record_progress(self, env_id: str, event: ProgressEvent,
@@ -348,15 +352,15 @@ class FirestoreStore(Store):
         return False
 
     def idle_environments(self, before: datetime) -> list[Environment]:
-        query = (self._envs.where(filter=FieldFilter("state", "==", str(State.RUNNING)))
-                 .where(filter=FieldFilter("idle_since", "<", before)))
+        query = (self._envs.where(filter=firestore.FieldFilter("state", "==", str(State.RUNNING)))
+                 .where(filter=firestore.FieldFilter("idle_since", "<", before)))
         return [_env(s.id, s.to_dict()) for s in query.stream()]
 
     def stuck_environments(self, before: datetime) -> list[Environment]:
         # Ordered by created descending so that it shares list_environments' index.
         states = [str(State.PENDING), str(State.STARTING)]
-        query = (self._envs.where(filter=FieldFilter("state", "in", states))
-                 .where(filter=FieldFilter("created", "<", before))
+        query = (self._envs.where(filter=firestore.FieldFilter("state", "in", states))
+                 .where(filter=firestore.FieldFilter("created", "<", before))
                  .order_by("created", direction=_DESC))
         return [_env(s.id, s.to_dict()) for s in query.stream()]
 

@@ -26,7 +26,7 @@ from ..models import (
     State,
     User,
 )
-from .base import ACTIVE, CapacityReached, Claim, LimitReached, Store
+from .base import ACTIVE, CapacityReached, Claim, LimitReached, Store, last_seen
 from .cursors import decode_cursor, encode_cursor
 
 SCHEMA = """
@@ -187,7 +187,8 @@ class SqliteStore(Store):
                 (env.owner, *active_states),
             ).fetchall()
             mine = [self._env(r) for r in rows]
-            same = next((e for e in mine if e.profile == env.profile), None)
+            same = next((e for e in mine
+                         if e.profile == env.profile and e.state != State.STOPPING), None)
             if same is not None:
                 return Claim(same, created=False)
             if len(mine) >= max_per_user:
@@ -235,8 +236,8 @@ class SqliteStore(Store):
             nxt = encode_cursor(repr(rows[limit - 1]["created"]), envs[-1].id)
         return Page(envs, nxt)
 
-    def transition(self, env_id: str, expected: Iterable[State], to: State,
-                   **fields: Any) -> Environment | None:
+    def transition(self, env_id: str, expected: Iterable[State], to: State, *,
+                   idle_before: datetime | None = None, **fields: Any) -> Environment | None:
         expected = {State(s) for s in expected}
         to = State(to)
         unknown = set(fields) - set(_ENV_FIELDS)
@@ -245,6 +246,8 @@ class SqliteStore(Store):
         with self._write() as conn:
             env = self._get_env(conn, env_id)
             if env is None or env.state not in expected or to not in TRANSITIONS[env.state]:
+                return None
+            if idle_before is not None and last_seen(env) >= idle_before:
                 return None
             values = {k: (_ts(v) if k in _ENV_TIME_FIELDS else v) for k, v in fields.items()}
             sets = ", ".join(["state=?", *(f"{k}=?" for k in values)])
