@@ -34,7 +34,9 @@ from .core.lifecycle import SPAWN_TASK, stop_environment
 from .core.platform import Platform, build_platform
 from .core.queue.inline import InlineQueue
 from .cull.app import create_app as cull_app
+from .cull.culler import cull
 from .cull.reconcile import reconcile
+from .route.app import activity_recorder
 from .route.app import create_app as route_app
 from .route.proxy import LocalProxy
 from .spawn.app import create_app as spawn_app
@@ -166,8 +168,10 @@ class LocalPlatform:
     _wsgi_thread: threading.Thread
     _runner: web.AppRunner
     _hub: HubProcess | None
+    _culler: asyncio.Task
 
     async def stop(self, stop_environments: bool = True) -> None:
+        self._culler.cancel()
         if stop_environments:
             await asyncio.to_thread(shutdown_environments, self.platform)
         if self._hub is not None:
@@ -198,7 +202,7 @@ async def start_local(settings: Settings, platform: Platform | None = None,
     control = f"http://127.0.0.1:{wsgi.effective_port}"
 
     # Bind first so the hub can be told the public URL (PORT=0 picks a free port).
-    proxy = LocalProxy(platform, control)
+    proxy = LocalProxy(platform, control, on_activity=activity_recorder(platform).record)
     runner = web.AppRunner(proxy.application(), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
@@ -206,13 +210,25 @@ async def start_local(settings: Settings, platform: Platform | None = None,
     port = runner.addresses[0][1]
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     url = settings.public_url or f"http://{host}:{port}"
+    platform.public_url = url
     hub = None
     if with_hub:
         hub = HubProcess(settings, control, url)
         if not await asyncio.to_thread(hub.wait_healthy):
             log.error("the hub did not start; see %s", settings.data_dir / "logs" / "hub.log")
         proxy.hub = hub.upstream
-    return LocalPlatform(platform, url, wsgi, wsgi_thread, runner, hub)
+    culler = asyncio.create_task(cull_every(platform, settings.cull_interval_seconds))
+    return LocalPlatform(platform, url, wsgi, wsgi_thread, runner, hub, culler)
+
+
+async def cull_every(platform: Platform, seconds: float) -> None:
+    """Local stand-in for the Cloud Scheduler job that calls POST /cull."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await asyncio.to_thread(cull, platform)
+        except Exception:
+            log.exception("cull pass failed")
 
 
 def shutdown_environments(platform: Platform) -> None:

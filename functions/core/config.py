@@ -70,6 +70,7 @@ class Settings:
     public_url: str = ""
     start_timeout: float = 120.0
     cull_interval_seconds: float = 300.0
+    activity_interval_seconds: float = 60.0
     oidc_server_metadata_url: str = GOOGLE_METADATA_URL
     oidc_client_id: str = ""
     oidc_client_secret: str = ""
@@ -80,6 +81,13 @@ class Settings:
     default_profile: str = "small"
     shared_data_dir: Path | None = None
     firestore_database: str = "(default)"
+    # Google-signed OIDC tokens that Cloud Scheduler (cull) and Cloud Tasks (spawn) send.
+    cull_audience: str = ""
+    cull_service_accounts: tuple[str, ...] = ()
+    tasks_audience: str = ""
+    tasks_service_accounts: tuple[str, ...] = ()
+    service_oidc_issuer: str = "https://accounts.google.com"
+    service_oidc_jwks_url: str = "https://www.googleapis.com/oauth2/v3/certs"
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -240,6 +248,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         public_url=public_url,
         start_timeout=_number(env, "START_TIMEOUT", 120, minimum=1),
         cull_interval_seconds=_number(env, "CULL_INTERVAL_SECONDS", 300, minimum=0.1),
+        activity_interval_seconds=_number(env, "ACTIVITY_INTERVAL_SECONDS", 60, minimum=0.1),
         oidc_server_metadata_url=_get(env, "OIDC_SERVER_METADATA_URL", GOOGLE_METADATA_URL),
         oidc_client_id=client_id,
         oidc_client_secret=client_secret,
@@ -250,11 +259,23 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         default_profile=default_profile,
         shared_data_dir=Path(shared).resolve() if shared else None,
         firestore_database=_get(env, "FIRESTORE_DATABASE", "(default)"),
+        cull_audience=_get(env, "CULL_AUDIENCE"),
+        cull_service_accounts=_list(env, "CULL_SERVICE_ACCOUNTS"),
+        tasks_audience=_get(env, "TASKS_AUDIENCE"),
+        tasks_service_accounts=_list(env, "TASKS_SERVICE_ACCOUNTS"),
+        service_oidc_issuer=_get(env, "SERVICE_OIDC_ISSUER", "https://accounts.google.com"),
+        service_oidc_jwks_url=_get(env, "SERVICE_OIDC_JWKS_URL",
+                                   "https://www.googleapis.com/oauth2/v3/certs"),
         extra={k: v for k, v in env.items() if k.startswith("CMBCLUSTER_")},
     )
     if mode == "cloud" and store != "firestore":
         raise ConfigError("STORE: cloud mode keeps session records in Firestore; "
                           "expected firestore")
+    for audience, accounts in (("CULL_AUDIENCE", "CULL_SERVICE_ACCOUNTS"),
+                               ("TASKS_AUDIENCE", "TASKS_SERVICE_ACCOUNTS")):
+        if bool(_get(env, audience)) != bool(_list(env, accounts)):
+            raise ConfigError(f"{audience} and {accounts}: set both (the service URL and the "
+                              "service accounts allowed to call it) or neither")
     if store == "firestore" and not settings.project_id:
         raise ConfigError("PROJECT_ID: required when STORE=firestore")
     return settings

@@ -8,6 +8,7 @@ the record and every one of them leaves the backend without a server.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from . import metrics
 from .models import ACTIVE_STATES, AuditEntry, Environment, State, utcnow
@@ -16,6 +17,10 @@ from .platform import Platform
 log = logging.getLogger("cmbcluster.lifecycle")
 
 SPAWN_TASK = "spawn"
+# An environment reports its own reruns here, with a token that names only itself.
+ACTIVITY_PATH = "/route/activity"
+ACTIVITY_TOKEN = "activity"
+ACTIVITY_TOKEN_TTL_SECONDS = 30 * 24 * 3600
 
 
 def base_path(owner: str, env_id: str) -> str:
@@ -25,21 +30,24 @@ def base_path(owner: str, env_id: str) -> str:
 
 def stop_environment(platform: Platform, env: Environment, reason: str,
                      actor: str | None = None,
-                     expected: frozenset[State] = ACTIVE_STATES) -> Environment | None:
+                     expected: frozenset[State] = ACTIVE_STATES,
+                     idle_before: datetime | None = None) -> Environment | None:
     """Move an active environment to stopping, remove its server, mark it stopped.
 
     Returns the stopped record, or None when another caller had already moved it (its
-    server is removed all the same, so a lost race never leaves one behind).
+    server is removed all the same, so a lost race never leaves one behind), or when,
+    with `idle_before`, someone used it since (then nothing is touched).
     """
     store = platform.store
     moving = store.transition(env.id, expected - {State.STOPPING}, State.STOPPING,
-                              reason=reason)
+                              idle_before=idle_before, reason=reason)
     if moving is None:
         current = store.get_environment(env.id)
+        if current is not None and current.state == State.RUNNING:
+            return None  # still in use (a conditional cull lost to a click): keep it
         if current is None or current.state != State.STOPPING:
             _remove_server(platform, env.id)
             return None
-        moving = current  # a stop that died half-way: finish it
     _remove_server(platform, env.id)
     done = store.transition(env.id, [State.STOPPING], State.STOPPED, stopped=utcnow())
     if done is not None:

@@ -20,6 +20,10 @@ class Platform:
     backend: Backend | None = None
     queue: TaskQueue | None = None
     services: dict = field(default_factory=dict)  # per-function singletons (rate limits...)
+    public_url: str = ""  # where browsers (and environments) reach the platform
+
+    def __post_init__(self) -> None:
+        self.public_url = self.public_url or self.settings.public_url
 
     @property
     def signer(self) -> TokenSigner:

@@ -21,6 +21,7 @@ from ..core.platform import Platform
 from ..core.sessions import SESSION_COOKIE
 from ..core.tokens import Identity, InvalidToken
 from .access import PREFIX, BadPath, Decision, decide, parse_path
+from .activity import is_person_message, is_person_request
 
 log = logging.getLogger("cmbcluster.proxy")
 
@@ -100,9 +101,10 @@ class LocalProxy:
         if server is None or server.owner != target.owner:
             return _plain(503 if server is None else 403,
                           "this environment is not running" if server is None else "forbidden")
-        self.on_activity(target.env_id)
         if _is_websocket(request):
             return await self._websocket(request, server.upstream + raw, target.env_id)
+        if is_person_request(target.rest):
+            self.on_activity(target.env_id)
         return await self._forward(request, server.upstream + raw, strip_session=True)
 
     def _identity(self, token: str | None) -> Identity | None:
@@ -185,8 +187,12 @@ class LocalProxy:
             autoping=False, max_msg_size=0, autoclose=False,
         )
         await client.prepare(request)
-        # Only what the person sends counts as activity: an open, idle tab sends nothing.
-        on_message = (lambda: self.on_activity(env_id)) if env_id else None
+        # Only what a person does counts as activity, not what an open tab sends by itself.
+        on_message = None
+        if env_id:
+            def on_message(data: bytes) -> None:
+                if is_person_message(data):
+                    self.on_activity(env_id)
         to_upstream = asyncio.create_task(_pump(client, upstream, on_message))
         to_client = asyncio.create_task(_pump(upstream, client, None))
         try:
@@ -199,11 +205,11 @@ class LocalProxy:
         return client
 
 
-async def _pump(source, sink, on_message: Callable[[], None] | None) -> None:
+async def _pump(source, sink, on_message: Callable[[bytes], None] | None) -> None:
     async for msg in source:
         if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
-            if on_message is not None:
-                on_message()
+            if on_message is not None and msg.type == WSMsgType.BINARY:
+                on_message(msg.data)
             if msg.type == WSMsgType.TEXT:
                 await sink.send_str(msg.data)
             else:

@@ -12,7 +12,13 @@ import time
 
 from ..core import metrics
 from ..core.backends.base import BackendError, ServerSpec
-from ..core.lifecycle import base_path, fail_environment
+from ..core.lifecycle import (
+    ACTIVITY_PATH,
+    ACTIVITY_TOKEN,
+    ACTIVITY_TOKEN_TTL_SECONDS,
+    base_path,
+    fail_environment,
+)
 from ..core.models import ProgressEvent, State, utcnow
 from ..core.platform import Platform
 
@@ -24,6 +30,21 @@ HEALTH_POLL_SECONDS = 0.03
 HEALTH_POLL_MAX_SECONDS = 0.25
 TIGHT_POLL_SECONDS = 2.0
 STATE_CHECK_SECONDS = 0.5  # how often to notice a stop issued while we wait
+
+
+def environment_variables(platform: Platform, env_id: str, owner: str) -> dict[str, str]:
+    """What the research app is told about itself. The activity token lets it report
+    reruns (the cloud's ingress never sees websocket messages) and nothing else."""
+    variables = {
+        "CMBCLUSTER_OWNER": owner,
+        "CMBCLUSTER_ACTIVITY_URL": platform.public_url + ACTIVITY_PATH,
+        "CMBCLUSTER_ACTIVITY_TOKEN": platform.signer.sign(ACTIVITY_TOKEN, env_id,
+                                                          ACTIVITY_TOKEN_TTL_SECONDS),
+    }
+    shared = platform.settings.shared_data_dir
+    if shared is not None:
+        variables["CMBCLUSTER_SHARED_DIR"] = str(shared)
+    return variables
 
 
 def run_spawn(platform: Platform, payload: dict) -> None:
@@ -51,7 +72,7 @@ def run_spawn(platform: Platform, payload: dict) -> None:
     deadline = created.timestamp() + platform.settings.start_timeout
     spec = ServerSpec(env_id=env_id, owner=env.owner, profile=profile,
                       base_path=base_path(env.owner, env_id),
-                      env=dict(payload.get("env", {})))
+                      env=environment_variables(platform, env_id, env.owner))
     try:
         server = backend.start(spec, progress)
     except BackendError as err:

@@ -26,7 +26,10 @@ async def echo(request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(protocols=("streamlit",))
         await ws.prepare(request)
         async for msg in ws:
-            await ws.send_str("echo:" + msg.data)
+            if msg.type == aiohttp.WSMsgType.BINARY:
+                await ws.send_bytes(b"echo:" + msg.data)
+            else:
+                await ws.send_str("echo:" + msg.data)
         return ws
     body = await request.read()
     return web.json_response({
@@ -88,7 +91,11 @@ async def test_forwards_path_host_and_strips_only_the_session_cookie(setup):
     assert seen["host"] == url.split("://")[1]
     assert seen["cookie"] == "theme=dark; _streamlit_xsrf=abc"
     assert seen["forwarded_for"] == "127.0.0.1"
-    assert activity == [ENV]
+    assert activity == [ENV]  # a page request is a person
+    async with aiohttp.ClientSession() as http, \
+            http.get(f"{url}{BASE}/_stcore/health", headers=cookies(tokens["alice"])):
+        pass
+    assert activity == [ENV]  # a health probe is not
 
 
 async def test_the_control_plane_keeps_the_session_cookie(setup):
@@ -107,7 +114,24 @@ async def test_websocket_both_ways_with_subprotocols(setup):
         assert ws.protocol == "streamlit"
         await ws.send_str("hello")
         assert (await ws.receive(timeout=5)).data == "echo:hello"
-    assert activity.count(ENV) >= 2  # the handshake and the message
+        assert activity == []  # connecting and talking is not a person clicking
+        await ws.send_bytes(back_msg(heartbeat=True))
+        await ws.receive(timeout=5)
+        assert activity == []  # what an idle tab sends
+        await ws.send_bytes(back_msg(rerun=True))
+        await ws.receive(timeout=5)
+        assert activity == [ENV]  # a widget interaction
+
+
+def back_msg(heartbeat: bool = False, rerun: bool = False) -> bytes:
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+
+    msg = BackMsg()
+    if heartbeat:
+        msg.app_heartbeat = True
+    if rerun:
+        msg.rerun_script.query_string = "a=1"
+    return msg.SerializeToString()
 
 
 async def test_another_user_gets_403_on_http_and_websocket(setup):
