@@ -13,7 +13,9 @@ from ..core.errors import ApiError, NotFound
 from ..core.lifecycle import SPAWN_TASK, stop_environment
 from ..core.models import ENV_ID, Environment, State, new_environment_id
 from ..core.platform import Platform
+from ..core.service_auth import ServiceTokenVerifier
 from ..core.store.base import CapacityReached, LimitReached
+from ..core.tokens import InvalidToken
 from ..core.web import create_app as base_app
 from ..core.web import current_user, json_body, platform
 from .worker import run_spawn
@@ -99,12 +101,24 @@ def create_app(plat: Platform) -> Flask:
             metrics.storage_usage.labels(user.id).set(used)
         return jsonify({"bytes": used})
 
+    tasks = None
+    if plat.settings.tasks_audience:
+        s = plat.settings
+        tasks = ServiceTokenVerifier(s.tasks_audience, s.tasks_service_accounts,
+                                     (s.service_oidc_issuer,), s.service_oidc_jwks_url)
+
     @app.post("/tasks/spawn")
     def spawn_task():
-        # Cloud Tasks delivers here; ingress never routes /tasks from outside and the
-        # service accepts only the queue's OIDC identity (see terraform/).
-        if request.headers.get("X-CloudTasks-QueueName") is None:
-            raise ApiError(403, "forbidden", "tasks only")
+        # Cloud Tasks delivers here with the queue's Google-signed OIDC token; nobody
+        # else may make the worker run (TASKS_AUDIENCE, TASKS_SERVICE_ACCOUNTS).
+        if tasks is None:
+            raise ApiError(403, "forbidden", "spawn tasks arrive from the queue only")
+        try:
+            tasks.verify(request.headers.get("Authorization"))
+        except InvalidToken:
+            raise ApiError(401, "bad_token", "a valid service token is required") from None
+        except PermissionError as err:
+            raise ApiError(403, "forbidden", str(err)) from None
         run_spawn(platform(), json_body())
         return jsonify({"status": "done"})
 
