@@ -86,3 +86,29 @@ def test_the_command_prints_one_line_and_exits_2_on_bad_config(tmp_path, monkeyp
     assert err.count("\n") == 0 and "MAX_USER_PODS" in err
     monkeypatch.setenv("MAX_USER_PODS", "2")
     assert cli_main(["check-config"]) == 0
+
+
+def read_env_example() -> dict[str, str]:
+    import shlex
+    from pathlib import Path
+
+    values = {}
+    for line in (Path(__file__).parents[2] / ".env.example").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, rest = line.partition("=")
+            words = shlex.split(rest, comments=True)
+            values[name] = words[0] if words else ""
+    return values
+
+
+def test_env_example_documents_every_variable_and_loads(tmp_path):
+    import re
+    from pathlib import Path
+
+    example = read_env_example()
+    sources = "".join(p.read_text() for p in Path("functions").rglob("*.py"))
+    read = set(re.findall(r'_(?:get|number|choice|list)\(env, "([A-Z_]+)"', sources))
+    read |= set(re.findall(r'VARIABLE = "([A-Z_]+)"', sources))
+    assert len(read) > 25 and read - set(example) == set()
+    settings = load_settings({**example, "CMBCLUSTER_DATA_DIR": str(tmp_path)})
+    assert settings.firestore_database == "(default)"
