@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, current_app, g, jsonify, request
+from flask import Flask, Response, current_app, g, jsonify, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from . import metrics
 from .errors import ApiError, install_error_handlers
+from .lifecycle import refresh_gauges
 from .models import User
 from .platform import Platform
 from .sessions import SESSION_COOKIE
@@ -18,20 +20,25 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MAX_JSON_BYTES = 64 * 1024
 
 
-def create_app(name: str, platform: Platform) -> Flask:
+def create_app(name: str, plat: Platform) -> Flask:
     """A Flask app for one function: JSON errors, `GET /health`, Origin checks."""
     app = Flask(f"cmbcluster.{name}")
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
     # One trusted hop in front (the local proxy, or Cloud Run's front end) tells us the
     # client's address and the public scheme and host.
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
-    app.extensions["cmbcluster"] = platform
+    app.extensions["cmbcluster"] = plat
     install_error_handlers(app)
     app.before_request(check_origin)
 
     @app.get("/health")
     def health():
         return jsonify({"status": "ok", "function": name})
+
+    @app.get("/metrics")
+    def prometheus():
+        refresh_gauges(plat)
+        return Response(metrics.exposition(), mimetype="text/plain; version=0.0.4")
 
     return app
 

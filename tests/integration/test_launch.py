@@ -229,3 +229,11 @@ def test_progress_streams_as_server_sent_events(running):
     assert "event: progress" in text and '"phase": "healthy"' in text
     assert text.rstrip().splitlines()[-2] == "event: running"
     gina.delete(f"{running.url}/api/environments/{env['id']}")
+
+
+def test_metrics_use_the_original_names(running, alice_env, bob_env):
+    text = requests.get(f"{running.url}/metrics").text
+    assert "cmbcluster_active_users 2.0" in text
+    for name in ("cmbcluster_pods_created_total", "cmbcluster_authentication_requests_total",
+                 "cmbcluster_spawn_phase_seconds_bucket", "cmbcluster_culled_total"):
+        assert name in text
