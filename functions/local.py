@@ -166,7 +166,8 @@ class LocalPlatform:
     url: str
     _wsgi: object
     _wsgi_thread: threading.Thread
-    _runner: web.AppRunner
+    _runner: web.ServerRunner
+    _proxy: LocalProxy
     _hub: HubProcess | None
     _culler: asyncio.Task
 
@@ -177,6 +178,7 @@ class LocalPlatform:
         if self._hub is not None:
             await asyncio.to_thread(self._hub.stop)
         await self._runner.cleanup()
+        await self._proxy.close()
         self._wsgi.close()
         self.platform.queue.close()
         self.platform.backend.close()
@@ -203,7 +205,8 @@ async def start_local(settings: Settings, platform: Platform | None = None,
 
     # Bind first so the hub can be told the public URL (PORT=0 picks a free port).
     proxy = LocalProxy(platform, control, on_activity=activity_recorder(platform).record)
-    runner = web.AppRunner(proxy.application(), access_log=None, handle_signals=False)
+    await proxy.open()
+    runner = web.ServerRunner(proxy.server(), handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
     await site.start()
@@ -218,7 +221,7 @@ async def start_local(settings: Settings, platform: Platform | None = None,
             log.error("the hub did not start; see %s", settings.data_dir / "logs" / "hub.log")
         proxy.hub = hub.upstream
     culler = asyncio.create_task(cull_every(platform, settings.cull_interval_seconds))
-    return LocalPlatform(platform, url, wsgi, wsgi_thread, runner, hub, culler)
+    return LocalPlatform(platform, url, wsgi, wsgi_thread, runner, proxy, hub, culler)
 
 
 async def cull_every(platform: Platform, seconds: float) -> None:

@@ -50,15 +50,13 @@ class LocalProxy:
         self.on_activity = on_activity or (lambda env_id: None)
         self._session: aiohttp.ClientSession | None = None
 
-    # -- the aiohttp application -----------------------------------------------------------
-    def application(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_UPLOAD_BYTES)
-        app.router.add_route("*", "/{tail:.*}", self.handle)
-        app.on_startup.append(self._open)
-        app.on_cleanup.append(self._close)
-        return app
+    # -- the aiohttp server ------------------------------------------------------------------
+    # A low-level server, not a web.Application: one handler takes every path, so the
+    # router and middleware machinery would only add time to every request.
+    def server(self, **options) -> web.Server:
+        return web.Server(self.handle, access_log=None, **options)
 
-    async def _open(self, _app: web.Application) -> None:
+    async def open(self) -> None:
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=None, keepalive_timeout=60)
         self._session = aiohttp.ClientSession(
             connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
@@ -66,26 +64,29 @@ class LocalProxy:
             skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
         )
 
-    async def _close(self, _app: web.Application) -> None:
+    async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         raw = request.raw_path
         if raw.startswith(PREFIX):
             return await self._environment(request, raw)
         if self.hub is not None and raw.split("?", 1)[0] in ("/", "/hub"):
-            raise web.HTTPFound("/hub/")
+            return _redirect("/hub/")
         if self.hub is not None and raw.startswith(HUB_PREFIX):
             # The hub is the platform's own app: it keeps the session cookie, which it
             # sends back to the API on the visitor's behalf.
             if _is_websocket(request):
-                return await self._websocket(request, self.hub + raw, None)
+                # Streamlit reads st.context.cookies from this handshake: strip the
+                # cookie here and every visitor looks signed out.
+                return await self._websocket(request, self.hub + raw, None,
+                                             strip_session=False)
             return await self._forward(request, self.hub + raw, strip_session=False)
         return await self._forward(request, self.control + raw, strip_session=False)
 
     # -- environments ------------------------------------------------------------------------
-    async def _environment(self, request: web.Request, raw: str) -> web.StreamResponse:
+    async def _environment(self, request: web.BaseRequest, raw: str) -> web.StreamResponse:
         path = raw.split("?", 1)[0]
         try:
             target = parse_path(path)
@@ -116,13 +117,13 @@ class LocalProxy:
             return None
 
     @staticmethod
-    def _sign_in(request: web.Request, raw: str) -> web.StreamResponse:
+    def _sign_in(request: web.BaseRequest, raw: str) -> web.StreamResponse:
         if request.method == "GET" and "text/html" in request.headers.get("Accept", ""):
-            raise web.HTTPFound("/auth/login?next=" + quote(raw, safe=""))
+            return _redirect("/auth/login?next=" + quote(raw, safe=""))
         return _plain(401, "sign in first")
 
     # -- forwarding ------------------------------------------------------------------------
-    def _headers(self, request: web.Request, strip_session: bool) -> CIMultiDict:
+    def _headers(self, request: web.BaseRequest, strip_session: bool) -> CIMultiDict:
         headers = CIMultiDict(
             (k, v) for k, v in request.headers.items()
             if k.lower() not in HOP_BY_HOP and k.lower() not in WS_HANDSHAKE
@@ -137,7 +138,7 @@ class LocalProxy:
             headers["Content-Length"] = str(request.content_length)
         return headers
 
-    async def _forward(self, request: web.Request, url: str,
+    async def _forward(self, request: web.BaseRequest, url: str,
                        strip_session: bool) -> web.StreamResponse:
         if (request.content_length or 0) > MAX_UPLOAD_BYTES:
             too_large = _plain(413, "upload too large")
@@ -171,13 +172,14 @@ class LocalProxy:
             await response.write_eof()
             return response
 
-    async def _websocket(self, request: web.Request, url: str,
-                         env_id: str | None) -> web.StreamResponse:
+    async def _websocket(self, request: web.BaseRequest, url: str, env_id: str | None,
+                         strip_session: bool = True) -> web.StreamResponse:
         protocols = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "")
                      .split(",") if p.strip()]
         try:
             upstream = await self._session.ws_connect(
-                url, headers=self._headers(request, strip_session=True), protocols=protocols,
+                url, headers=self._headers(request, strip_session=strip_session),
+                protocols=protocols,
                 autoping=False, max_msg_size=0, autoclose=False,
             )
         except (aiohttp.ClientError, aiohttp.WSServerHandshakeError):
@@ -223,7 +225,7 @@ async def _pump(source, sink, on_message: Callable[[bytes], None] | None) -> Non
             return
 
 
-def _is_websocket(request: web.Request) -> bool:
+def _is_websocket(request: web.BaseRequest) -> bool:
     return request.headers.get("Upgrade", "").lower() == "websocket"
 
 
@@ -235,6 +237,10 @@ def _strip_session_cookie(headers: CIMultiDict) -> None:
     ]
     if kept:
         headers["Cookie"] = "; ".join(kept)
+
+
+def _redirect(location: str) -> web.Response:
+    return web.Response(status=302, headers={"Location": location})
 
 
 def _plain(status: int, text: str) -> web.Response:

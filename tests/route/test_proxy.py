@@ -64,7 +64,8 @@ async def setup(tmp_path: Path):
     plat.backend = OneServer(upstream)
     activity: list[str] = []
     proxy = LocalProxy(plat, upstream, on_activity=activity.append)
-    runner = web.AppRunner(proxy.application(), lingering_time=0.5)
+    await proxy.open()
+    runner = web.ServerRunner(proxy.server(lingering_time=0.5))
     await runner.setup()
     front = web.TCPSite(runner, "127.0.0.1", 0)
     await front.start()
@@ -74,6 +75,7 @@ async def setup(tmp_path: Path):
     tokens = {u.id: plat.sessions.issue(u, 600) for u in (alice, bob)}
     yield url, tokens, activity
     await runner.cleanup()
+    await proxy.close()
     await up.cleanup()
 
 
