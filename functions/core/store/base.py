@@ -146,6 +146,19 @@ class Store(ABC):
 ACTIVE = (State.PENDING, State.STARTING, State.RUNNING, State.STOPPING)
 
 
+# The fields a transition may set alongside the state; owner, profile and ids never move.
+TRANSITION_FIELDS = frozenset({"url", "reason", "started", "stopped", "last_activity"})
+
+
+def checked_transition(expected: Iterable[State], to: State,
+                       fields: Mapping[str, Any]) -> tuple[set[State], State]:
+    """Validate a transition's arguments (ValueError for unknown states or fields)."""
+    unknown = set(fields) - TRANSITION_FIELDS
+    if unknown:
+        raise ValueError(f"transition cannot set {sorted(unknown)}")
+    return {State(s) for s in expected}, State(to)
+
+
 def last_seen(env: Environment) -> datetime:
     """When someone last used the environment (its start, if nobody has yet)."""
     return env.last_activity or env.started or env.created

@@ -65,12 +65,19 @@ from ..models import (
     State,
     User,
 )
-from .base import BadCursor, CapacityReached, Claim, LimitReached, Store, StoreError
+from .base import (
+    BadCursor,
+    CapacityReached,
+    Claim,
+    LimitReached,
+    Store,
+    StoreError,
+    checked_transition,
+)
 from .cursors import decode_cursor, encode_cursor
 
 T = TypeVar("T")
 
-_ENV_FIELDS = ("url", "reason", "started", "stopped", "last_activity")
 _ACTIVE = [str(s) for s in ACTIVE_STATES]
 # Audit ids are the caller's (hex by default): anything that stays one path segment.
 _AUDIT_ID = re.compile(r"^[^/]{1,1500}$")
@@ -276,11 +283,7 @@ class FirestoreStore(Store):
 
     def transition(self, env_id: str, expected: Iterable[State], to: State, *,
                    idle_before: datetime | None = None, **fields: Any) -> Environment | None:
-        expected = {State(s) for s in expected}
-        to = State(to)
-        unknown = set(fields) - set(_ENV_FIELDS)
-        if unknown:
-            raise ValueError(f"transition cannot set {sorted(unknown)}")
+        expected, to = checked_transition(expected, to, fields)
         ref = self._envs.document(env_id)
 
         def body(txn: Any) -> Environment | None:

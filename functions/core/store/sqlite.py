@@ -26,7 +26,7 @@ from ..models import (
     State,
     User,
 )
-from .base import ACTIVE, CapacityReached, Claim, LimitReached, Store, last_seen
+from .base import ACTIVE, CapacityReached, Claim, LimitReached, Store, checked_transition, last_seen
 from .cursors import decode_cursor, encode_cursor
 
 SCHEMA = """
@@ -54,7 +54,6 @@ CREATE TABLE IF NOT EXISTS used_once (
 """
 
 _ENV_TIME_FIELDS = ("created", "started", "stopped", "last_activity")
-_ENV_FIELDS = ("url", "reason", "started", "stopped", "last_activity")
 
 
 def _ts(value: datetime | None) -> float | None:
@@ -238,11 +237,7 @@ class SqliteStore(Store):
 
     def transition(self, env_id: str, expected: Iterable[State], to: State, *,
                    idle_before: datetime | None = None, **fields: Any) -> Environment | None:
-        expected = {State(s) for s in expected}
-        to = State(to)
-        unknown = set(fields) - set(_ENV_FIELDS)
-        if unknown:
-            raise ValueError(f"transition cannot set {sorted(unknown)}")
+        expected, to = checked_transition(expected, to, fields)
         with self._write() as conn:
             env = self._get_env(conn, env_id)
             if env is None or env.state not in expected or to not in TRANSITIONS[env.state]:
