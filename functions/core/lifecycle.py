@@ -80,3 +80,9 @@ def refresh_gauges(platform: Platform) -> None:
     for state in ACTIVE_STATES:
         metrics.active_environments.labels(str(state)).set(
             sum(1 for e in active if e.state == state))
+    if platform.backend is not None:
+        metrics.cpu_usage.clear()
+        metrics.memory_usage.clear()
+        for env_id, (cpu, rss) in platform.backend.usage().items():
+            metrics.cpu_usage.labels(env_id).set(cpu)
+            metrics.memory_usage.labels(env_id).set(rss)

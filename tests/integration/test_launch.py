@@ -234,6 +234,9 @@ def test_progress_streams_as_server_sent_events(running):
 def test_metrics_use_the_original_names(running, alice_env, bob_env):
     text = requests.get(f"{running.url}/metrics").text
     assert "cmbcluster_active_users 2.0" in text
+    memory = [line for line in text.splitlines()
+              if line.startswith(f'cmbcluster_memory_usage{{environment="{alice_env["id"]}"}}')]
+    assert memory and float(memory[0].split()[-1]) > 20e6  # a Streamlit process's RSS
     for name in ("cmbcluster_pods_created_total", "cmbcluster_authentication_requests_total",
                  "cmbcluster_spawn_phase_seconds_bucket", "cmbcluster_culled_total"):
         assert name in text

@@ -62,6 +62,11 @@ class Backend(ABC):
         """The live server the proxy forwards this environment's requests to, if any.
         Called on every proxied request: no I/O."""
 
+    def usage(self) -> dict[str, tuple[float, int]]:
+        """CPU seconds and resident bytes per live environment, when the backend can tell
+        (the cloud reads these from the cluster's own metrics instead)."""
+        return {}
+
     def workspace_bytes(self, owner: str) -> int | None:
         """Disk used by the owner's workspace, when the backend can tell."""
         return None

@@ -207,6 +207,20 @@ class LocalBackend(Backend):
         proc = self._procs.get(env_id)
         return proc.server() if proc is not None and not proc.exited.is_set() else None
 
+    def usage(self) -> dict[str, tuple[float, int]]:
+        with self._lock:
+            procs = [p for p in self._procs.values() if not p.exited.is_set()]
+        found = {}
+        for proc in procs:
+            try:
+                stat = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+                pages = int(Path(f"/proc/{proc.pid}/statm").read_text().split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # exited while we looked
+            cpu = (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")  # utime+stime
+            found[proc.env_id] = (cpu, pages * os.sysconf("SC_PAGE_SIZE"))
+        return found
+
     def workspace_bytes(self, owner: str) -> int | None:
         if not _SAFE_NAME.match(owner):
             return None
