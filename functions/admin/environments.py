@@ -7,8 +7,9 @@ from flask import Flask, jsonify, request
 from ..core.errors import ApiError, NotFound
 from ..core.lifecycle import stop_environment
 from ..core.models import ENV_ID, State, utcnow
-from ..core.store.base import BadCursor, last_seen
+from ..core.store.base import last_seen
 from ..core.web import platform, require_admin
+from .paging import fetch_page
 
 
 def register(app: Flask) -> None:
@@ -18,15 +19,10 @@ def register(app: Flask) -> None:
         states = request.args.get("state")
         try:
             wanted = [State(x) for x in states.split(",")] if states else None
-            limit = max(1, min(int(request.args.get("limit", 50)), 200))
         except ValueError:
-            raise ApiError(400, "bad_query", "state: one or more of "
-                           + ", ".join(State) + "; limit: 1-200") from None
-        try:
-            page = platform().store.list_environments(
-                states=wanted, limit=limit, cursor=request.args.get("cursor"))
-        except BadCursor as err:
-            raise ApiError(400, "bad_cursor", str(err)) from None
+            raise ApiError(400, "bad_state", "state: one or more of "
+                           + ", ".join(State)) from None
+        page = fetch_page(platform().store.list_environments, states=wanted)
         now = utcnow()
         items = []
         for env in page.items:

@@ -7,14 +7,12 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, jsonify
 
 from ..core.errors import ApiError, Conflict, NotFound
 from ..core.models import USER_ID, AuditEntry, Role
-from ..core.store.base import BadCursor
 from ..core.web import json_body, platform, require_admin
-
-MAX_PAGE = 200
+from .paging import fetch_page
 
 
 def register(app: Flask) -> None:
@@ -23,30 +21,15 @@ def register(app: Flask) -> None:
     app.get("/api/admin/audit")(list_audit)
 
 
-def _page_args() -> tuple[int, str | None]:
-    raw = request.args.get("limit", "50")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
-        raise ApiError(400, "bad_limit", f"limit: expected a whole number from 1 to {MAX_PAGE}")
-    return int(raw), request.args.get("cursor") or None
-
-
 def list_users() -> Response:
     require_admin()
-    limit, cursor = _page_args()
-    try:
-        page = platform().store.list_users(limit=limit, cursor=cursor)
-    except BadCursor as err:
-        raise ApiError(400, "bad_cursor", str(err)) from None
+    page = fetch_page(platform().store.list_users)
     return jsonify({"users": [u.public() for u in page.items], "next_cursor": page.next_cursor})
 
 
 def list_audit() -> Response:
     require_admin()
-    limit, cursor = _page_args()
-    try:
-        page = platform().store.list_audit(limit=limit, cursor=cursor)
-    except BadCursor as err:
-        raise ApiError(400, "bad_cursor", str(err)) from None
+    page = fetch_page(platform().store.list_audit)
     return jsonify({"entries": [e.public() for e in page.items],
                     "next_cursor": page.next_cursor})
 
