@@ -110,7 +110,7 @@ class HubProcess:
                  "--server.baseUrlPath", "/hub", "--server.headless", "true",
                  "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
                  "--client.toolbarMode", "minimal"],
-                env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                env=env, cwd=settings.data_dir, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         self.pid_file.write_text(json.dumps(
