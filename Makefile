@@ -60,7 +60,7 @@ $(TASKS_VENV)/.installed:
 	$(TASKS_VENV)/bin/pip install -q gcloud-tasks-emulator
 	touch $@
 
-test-deps: $(VENV)/.installed-test $(APT_STAMP) tests/oidc/node_modules/.package-lock.json
+test-deps: $(VENV)/.installed-test $(TASKS_VENV)/.installed $(APT_STAMP) tests/oidc/node_modules/.package-lock.json
 	@command -v gcloud >/dev/null || { echo "gcloud (with the Firestore emulator) is needed"; exit 1; }
 
 clean:

@@ -1,0 +1,69 @@
+"""terraform/ and cloudbuild/ agree with the code they deploy (no cloud needed)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from functions.core.backends import manifests
+from functions.core.backends.manifests import Cluster
+
+from ..conftest import ROOT
+from .conftest import validate
+
+TERRAFORM = ROOT / "terraform"
+
+
+def test_terraform_network_policy_is_the_one_the_code_builds():
+    template = (TERRAFORM / "k8s" / "network-policy.yaml.tftpl").read_text()
+    rendered = template.replace("${namespace}", "cmbcluster").replace(
+        "${ingress_namespace}", "ingress-nginx")
+    policy = yaml.safe_load(rendered)
+    validate(policy)
+    cluster = Cluster(namespace="cmbcluster", host="h", auth_url="a", signin_url="s")
+    assert policy == manifests.network_policy(cluster)
+
+
+def test_terraform_declares_the_firestore_indexes_the_store_needs():
+    header = (ROOT / "functions" / "core" / "store" / "firestore.py").read_text()
+    needed = {tuple(re.findall(r"(\w+) (ASC|DESC)", line))
+              for line in header.splitlines() if re.match(r"^  \w+ (ASC|DESC),", line)}
+    assert len(needed) == 4
+    declared = set()
+    for fields in re.findall(r"= \[(\[.*\])\]\n", (TERRAFORM / "firestore.tf").read_text()):
+        pairs = re.findall(r'\["(\w+)", "(ASC|DESC)ENDING"\]', fields)
+        declared.add(tuple(pairs))
+    assert declared == needed
+
+
+def test_terraform_files_are_well_formed():
+    terraform = shutil.which("terraform")
+    if terraform is None:
+        pytest.skip("terraform is not installed (a formatting check only)")
+    result = subprocess.run([terraform, "fmt", "-check", "-recursive", "-no-color", "."],
+                            cwd=TERRAFORM, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_cloud_run_services_cover_every_function():
+    from functions.main import FACTORIES
+
+    run = (TERRAFORM / "run.tf").read_text()
+    declared = set(re.findall(r"^    (\w+) += \{ public", run, re.MULTILINE))
+    assert declared == set(FACTORIES)
+
+
+def test_cloudbuild_pipelines_build_the_dockerfiles_that_exist():
+    for name in ("test.yaml", "build.yaml", "deploy.yaml"):
+        pipeline = yaml.safe_load((ROOT / "cloudbuild" / name).read_text())
+        assert pipeline["steps"], name
+    build = yaml.safe_load((ROOT / "cloudbuild" / "build.yaml").read_text())
+    args = [step["args"] for step in build["steps"]]
+    assert args[0][1:3] == ["-f", "Dockerfile.functions"]
+    assert (ROOT / "Dockerfile.functions").is_file()
+    assert args[1][-1] == "user-environment"
+    assert (ROOT / "user-environment" / "Dockerfile").is_file()

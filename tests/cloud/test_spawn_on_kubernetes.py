@@ -1,0 +1,63 @@
+"""The spawn worker driving KubernetesBackend (on the API mock): the shared code path."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from kubernetes import client
+
+from functions.core.backends.kubernetes import KubernetesBackend
+from functions.core.config import load_settings
+from functions.core.models import Environment, State, User
+from functions.core.platform import build_platform
+from functions.core.store.sqlite import SqliteStore
+from functions.spawn.worker import run_spawn
+
+from .k8s_fake import serve
+from .test_kubernetes_backend import HEALTHY, RUNNING
+
+ENV_ID = "0123456789ab"
+
+
+def test_worker_runs_an_environment_to_running_and_stop_keeps_the_volume(tmp_path):
+    settings = load_settings({"CMBCLUSTER_DATA_DIR": str(tmp_path), "SECRET_KEY": "k" * 40,
+                              "START_TIMEOUT": "20"})
+    with serve() as fake:
+        configuration = client.Configuration()
+        configuration.host = fake.url
+        backend = KubernetesBackend(
+            "cmbcluster", host="cmbcluster.example.org",
+            auth_url="https://route.example/route/verify",
+            signin_url="https://cmbcluster.example.org/auth/login",
+            start_timeout=5, poll_seconds=0.01, api_client=client.ApiClient(configuration))
+        platform = build_platform(settings, SqliteStore(tmp_path / "db.sqlite"))
+        platform.backend = backend
+        platform.store.upsert_user(User(id="alice", email="alice@example.org"))
+        platform.store.claim_environment(Environment(id=ENV_ID, owner="alice",
+                                                     profile="small"),
+                                         max_per_user=1, max_total=10)
+        pod = f"env-{ENV_ID}"
+        fake.pod_scripts[pod] = [RUNNING]
+
+        def become_ready() -> None:  # kubelet's readiness probe passes a moment later
+            time.sleep(0.3)
+            fake.set_pod_status(pod, HEALTHY)
+
+        threading.Thread(target=become_ready, daemon=True).start()
+        run_spawn(platform, {"environment": ENV_ID})
+
+        env = platform.store.get_environment(ENV_ID)
+        assert env.state == State.RUNNING, env.reason
+        assert env.url == f"/user/alice/{ENV_ID}/"
+        assert [e.phase for e in env.events] == [
+            "scheduled", "image_ready", "container_started", "healthy"]
+        assert fake.names("pods") == [pod]
+
+        run_spawn(platform, {"environment": ENV_ID})  # a redelivered task: nothing new
+        assert len([m for m, p, _ in fake.requests if m == "POST" and p.endswith("/pods")]) == 1
+
+        backend.stop(ENV_ID)
+        assert fake.names("pods") == [] and fake.names("persistentvolumeclaims") == [
+            "workspace-alice"]
+        backend.close()
