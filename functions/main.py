@@ -16,7 +16,7 @@ import flask
 from .admin.app import create_app as admin_app
 from .auth.app import create_app as auth_app
 from .core.config import ensure_secret_key, load_settings
-from .core.platform import Platform, build_platform
+from .core.platform import Platform, attach_cloud_adapters, build_platform
 from .cull.app import create_app as cull_app
 from .route.app import create_app as route_app
 from .spawn.app import create_app as spawn_app
@@ -38,7 +38,13 @@ def _app(name: str) -> flask.Flask:
     global _platform
     with _lock:
         if _platform is None:
-            _platform = build_platform(ensure_secret_key(load_settings()))
+            settings = ensure_secret_key(load_settings())
+            if settings.mode == "cloud":
+                _platform = attach_cloud_adapters(build_platform(settings))
+            else:  # functions-framework on a workstation: the local adapters
+                from .local import build_local_platform
+
+                _platform = build_local_platform(settings)
         if name not in _apps:
             _apps[name] = FACTORIES[name](_platform)
         return _apps[name]

@@ -52,6 +52,25 @@ DEFAULT_PROFILES = (
 
 
 @dataclass(frozen=True)
+class CloudSettings:
+    """Where the cloud adapters find their queue and cluster (terraform/run.tf sets these)."""
+
+    tasks_location: str = ""
+    tasks_queue: str = ""
+    tasks_target_url: str = ""  # the spawn service's URL (Cloud Tasks posts /tasks/spawn)
+    tasks_service_account: str = ""  # the identity Cloud Tasks signs its tokens as
+    k8s_endpoint: str = ""  # empty: in-cluster config, then kubeconfig
+    k8s_ca_cert: str = ""  # base64 PEM of the cluster CA
+    k8s_storage_class: str = ""
+    k8s_ingress_class: str = "nginx"
+    k8s_ingress_namespace: str = "ingress-nginx"
+    k8s_apps_host: str = ""  # default: PUBLIC_URL's host; "{env_id}.apps.example.org" works
+    k8s_auth_url: str = ""  # the route service's /route/verify
+    k8s_tls_secret: str = ""
+    k8s_image_pull_policy: str = "IfNotPresent"
+
+
+@dataclass(frozen=True)
 class Settings:
     mode: str = "local"  # local | cloud
     project_id: str = ""
@@ -88,6 +107,7 @@ class Settings:
     tasks_service_accounts: tuple[str, ...] = ()
     service_oidc_issuer: str = "https://accounts.google.com"
     service_oidc_jwks_url: str = "https://www.googleapis.com/oauth2/v3/certs"
+    cloud: CloudSettings = field(default_factory=CloudSettings)
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -266,6 +286,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         service_oidc_issuer=_get(env, "SERVICE_OIDC_ISSUER", "https://accounts.google.com"),
         service_oidc_jwks_url=_get(env, "SERVICE_OIDC_JWKS_URL",
                                    "https://www.googleapis.com/oauth2/v3/certs"),
+        cloud=_cloud(env, mode),
         extra={k: v for k, v in env.items() if k.startswith("CMBCLUSTER_")},
     )
     if mode == "cloud" and store != "firestore":
@@ -279,6 +300,33 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if store == "firestore" and not settings.project_id:
         raise ConfigError("PROJECT_ID: required when STORE=firestore")
     return settings
+
+
+def _cloud(env: Mapping[str, str], mode: str) -> CloudSettings:
+    cloud = CloudSettings(
+        tasks_location=_get(env, "TASKS_LOCATION"),
+        tasks_queue=_get(env, "TASKS_QUEUE"),
+        tasks_target_url=_get(env, "TASKS_TARGET_URL"),
+        tasks_service_account=_get(env, "TASKS_SERVICE_ACCOUNT"),
+        k8s_endpoint=_get(env, "K8S_ENDPOINT"),
+        k8s_ca_cert=_get(env, "K8S_CA_CERT"),
+        k8s_storage_class=_get(env, "K8S_STORAGE_CLASS"),
+        k8s_ingress_class=_get(env, "K8S_INGRESS_CLASS", "nginx"),
+        k8s_ingress_namespace=_get(env, "K8S_INGRESS_NAMESPACE", "ingress-nginx"),
+        k8s_apps_host=_get(env, "K8S_APPS_HOST"),
+        k8s_auth_url=_get(env, "K8S_AUTH_URL"),
+        k8s_tls_secret=_get(env, "K8S_TLS_SECRET"),
+        k8s_image_pull_policy=_get(env, "K8S_IMAGE_PULL_POLICY", "IfNotPresent"),
+    )
+    if mode == "cloud":
+        for name in ("PUBLIC_URL", "TASKS_LOCATION", "TASKS_QUEUE", "TASKS_TARGET_URL",
+                     "TASKS_SERVICE_ACCOUNT", "K8S_AUTH_URL"):
+            if not _get(env, name):
+                raise ConfigError(f"{name}: required in cloud mode (terraform/run.tf sets it)")
+    if cloud.k8s_image_pull_policy not in ("IfNotPresent", "Always", "Never"):
+        raise ConfigError(f"K8S_IMAGE_PULL_POLICY={cloud.k8s_image_pull_policy!r}: expected "
+                          "IfNotPresent, Always or Never")
+    return cloud
 
 
 def ensure_secret_key(settings: Settings) -> Settings:

@@ -44,3 +44,23 @@ def build_platform(settings: Settings, store: Store | None = None) -> Platform:
     store = store or open_store(settings)
     return Platform(settings=settings, store=store,
                     sessions=SessionGuard(TokenSigner(settings.secret_key), store))
+
+
+def attach_cloud_adapters(platform: Platform) -> Platform:
+    """Cloud mode: environments are pods on GKE, spawn work goes through Cloud Tasks."""
+    from urllib.parse import urlsplit
+
+    from .backends.kubernetes import KubernetesBackend, api_client_for_gke
+    from .queue.cloudtasks import CloudTasksQueue
+
+    s, c = platform.settings, platform.settings.cloud
+    api = api_client_for_gke(c.k8s_endpoint, c.k8s_ca_cert) if c.k8s_endpoint else None
+    platform.backend = KubernetesBackend(
+        s.namespace, host=c.k8s_apps_host or urlsplit(s.public_url).hostname,
+        auth_url=c.k8s_auth_url, signin_url=s.public_url + "/auth/login",
+        ingress_class=c.k8s_ingress_class, ingress_namespace=c.k8s_ingress_namespace,
+        storage_class=c.k8s_storage_class or None, image_pull_policy=c.k8s_image_pull_policy,
+        tls_secret=c.k8s_tls_secret or None, start_timeout=s.start_timeout, api_client=api)
+    platform.queue = CloudTasksQueue(s.project_id, c.tasks_location, c.tasks_queue,
+                                     c.tasks_target_url, c.tasks_service_account)
+    return platform
