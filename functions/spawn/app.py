@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 
@@ -13,12 +14,15 @@ from ..core.errors import ApiError, NotFound
 from ..core.lifecycle import SPAWN_TASK, stop_environment
 from ..core.models import ENV_ID, Environment, State, new_environment_id
 from ..core.platform import Platform
+from ..core.queue.base import QueueError
 from ..core.service_auth import ServiceTokenVerifier
 from ..core.store.base import CapacityReached, LimitReached
 from ..core.tokens import InvalidToken
 from ..core.web import create_app as base_app
 from ..core.web import current_user, json_body, platform
 from .worker import run_spawn
+
+log = logging.getLogger("cmbcluster.spawn")
 
 EVENT_POLL_SECONDS = 0.25
 DONE_STATES = (State.RUNNING, State.FAILED, State.STOPPED)
@@ -64,7 +68,11 @@ def create_app(plat: Platform) -> Flask:
         # Enqueue on every call, not only on creation: the task name makes it a no-op when
         # queued already, and it heals a claim whose enqueue was lost to a crash.
         if env.state == State.PENDING:
-            platform().queue.enqueue(SPAWN_TASK, env.id, {"environment": env.id})
+            try:
+                platform().queue.enqueue(SPAWN_TASK, env.id, {"environment": env.id})
+            except QueueError:
+                # The claim stands; the reconciler's next pass enqueues it again.
+                log.warning("spawn task not queued", extra={"environment": env.id})
         return jsonify(env.public()), 202 if claim.created else 200
 
     @app.get("/api/environments")

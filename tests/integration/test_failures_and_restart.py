@@ -13,6 +13,8 @@ import requests
 
 from functions.core.backends.local import LocalBackend
 from functions.core.models import State
+from functions.core.queue.base import QueueError, TaskQueue
+from functions.cull.reconcile import reconcile
 
 from ..conftest import ROOT, free_port, wait_http
 from .conftest import RunningPlatform
@@ -139,3 +141,29 @@ def test_after_a_kill_and_restart_no_environment_process_is_untracked(tmp_path):
 def _server_ids(data_dir: Path) -> set[str]:
     return {p.stem for p in (data_dir / "servers").glob("*.json")}
 
+
+
+class FlakyQueue(TaskQueue):
+    """The real in-process queue behind an outage that refuses the first task."""
+
+    def __init__(self, inner: TaskQueue):
+        self.inner, self.refused = inner, 0
+
+    def enqueue(self, kind: str, name: str, payload: dict) -> bool:
+        if self.refused == 0:
+            self.refused += 1
+            raise QueueError("queue unavailable")
+        return self.inner.enqueue(kind, name, payload)
+
+
+def test_a_queue_outage_delays_a_launch_but_loses_nothing(tmp_path):
+    plat = RunningPlatform(tmp_path / "data")
+    plat.platform.queue = FlakyQueue(plat.platform.queue)
+    try:
+        http = plat.session_for("alice")
+        resp = http.post(f"{plat.url}/api/environments", json={})
+        assert resp.status_code == 202 and resp.json()["state"] == "pending"
+        assert reconcile(plat.platform)["requeued"] == 1
+        assert wait_running(http, plat.url, resp.json()["id"])["state"] == "running"
+    finally:
+        plat.stop()

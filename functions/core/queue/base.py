@@ -12,6 +12,10 @@ from collections.abc import Callable
 Handler = Callable[[dict], None]
 
 
+class QueueError(Exception):
+    """The queue could not take the task now (the reconciler enqueues it again)."""
+
+
 class TaskQueue(ABC):
     @abstractmethod
     def enqueue(self, kind: str, name: str, payload: dict) -> bool:

@@ -20,7 +20,7 @@ import re
 from google.api_core import exceptions, retry
 from google.cloud import tasks_v2
 
-from .base import TaskQueue
+from .base import QueueError, TaskQueue
 
 # Cloud Tasks task ids: letters, digits, hyphens, underscores, at most 500 characters.
 _TASK_ID = re.compile(r"^[A-Za-z0-9_-]{1,500}$")
@@ -73,6 +73,8 @@ class CloudTasksQueue(TaskQueue):
                                      timeout=self.timeout)
         except exceptions.AlreadyExists:
             return False
+        except exceptions.GoogleAPIError as err:
+            raise QueueError(f"Cloud Tasks did not take the task: {err}") from None
         return True
 
     def close(self) -> None:
