@@ -91,3 +91,14 @@ resource "helm_release" "ingress_nginx" {
     }
   })]
 }
+
+# With an apps domain, environments live on their own hosts; this is the route on each
+# of them that turns the hub's one-time ticket into the environment's cookie.
+resource "kubernetes_manifest" "env_handoff" {
+  for_each = var.apps_domain == "" ? {} : { for i, doc in split("\n---\n", templatefile("${path.module}/k8s/env-handoff.yaml.tftpl", {
+    namespace   = kubernetes_namespace_v1.environments.metadata[0].name
+    route_host  = trimprefix(local.run_url.route, "https://")
+    apps_domain = var.apps_domain
+  })) : tostring(i) => doc }
+  manifest = yamldecode(each.value)
+}

@@ -18,6 +18,7 @@ locals {
     STORE                  = "firestore"
     PROJECT_ID             = var.project_id
     BASE_DOMAIN            = var.base_domain
+    APPS_DOMAIN            = var.apps_domain
     PUBLIC_URL             = local.public_url
     NAMESPACE              = var.namespace
     OIDC_CLIENT_ID         = var.oidc_client_id

@@ -3,7 +3,8 @@ and who am I.
 
     GET  /auth/login?next=PATH   -> the provider (or, dev login, a one-field form)
     GET  /auth/callback          -> session cookie, then PATH
-    POST /auth/logout            -> cookie cleared, every token of the user revoked
+    POST /auth/logout            -> cookie cleared, every token of the user revoked;
+                                    form field `next`: a 303 there instead of JSON
     GET  /api/me                 -> {id, email, name, role}
     POST /auth/dev-login         -> form field `username`; only without an OIDC client
                                     and on loopback, otherwise 404
@@ -32,7 +33,7 @@ from ..core.platform import Platform
 from ..core.tokens import InvalidToken
 from ..core.web import create_app as _create_app
 from ..core.web import current_user, platform, public_origin, session_token
-from . import cookies
+from . import cookies, env_login
 from .allowlist import denial, is_admin_email
 from .oidc import BadIdToken, CodeRejected, OidcClient, ProviderUnavailable
 from .ratelimit import RateLimiter, client_key, parse_limit
@@ -59,6 +60,7 @@ def create_app(platform: Platform) -> Flask:
     app.post("/auth/logout")(logout)
     app.get("/api/me")(me)
     app.after_request(forget_login_state)
+    env_login.register(app)
     return app
 
 
@@ -266,7 +268,11 @@ def logout() -> Response:
         revoked = p.store.update_user(user.id, revoke_tokens=True)
         if revoked is not None:
             p.sessions.remember(revoked)
-    response = jsonify({"signed_out": True})
+    # A browser form (the hub's "Sign out" button) names where to land next; an API
+    # client sends no `next` and gets JSON. safe_next keeps it to a path on this site.
+    target = request.form.get("next") or request.args.get("next")
+    response = (redirect(safe_next(target), code=303) if target
+                else jsonify({"signed_out": True}))
     cookies.clear_session(response, p.settings)
     return response
 

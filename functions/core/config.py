@@ -75,6 +75,7 @@ class Settings:
     mode: str = "local"  # local | cloud
     project_id: str = ""
     base_domain: str = "cmbcluster.local"
+    apps_domain: str = ""  # cloud: environments served on <env id>.<apps_domain>
     secret_key: str = ""
     max_inactive_hours: float = 4.0
     max_age_hours: float | None = None
@@ -253,6 +254,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         mode=mode,
         project_id=_get(env, "PROJECT_ID"),
         base_domain=_get(env, "BASE_DOMAIN", "cmbcluster.local"),
+        apps_domain=_apps_domain(env),
         secret_key=secret_key,
         max_inactive_hours=_number(env, "MAX_INACTIVE_HOURS", 4, minimum=0.001),
         max_age_hours=_number(env, "MAX_AGE_HOURS", 0, minimum=0.001, optional=True),
@@ -300,6 +302,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if store == "firestore" and not settings.project_id:
         raise ConfigError("PROJECT_ID: required when STORE=firestore")
     return settings
+
+
+def _apps_domain(env: Mapping[str, str]) -> str:
+    value = _get(env, "APPS_DOMAIN").lower().strip(".")
+    if value and not re.match(r"^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}$", value):
+        raise ConfigError(f"APPS_DOMAIN={value!r}: expected a DNS domain such as "
+                          "apps.example.org (a different one from the platform's)")
+    return value
 
 
 def _cloud(env: Mapping[str, str], mode: str) -> CloudSettings:

@@ -11,6 +11,7 @@ import logging
 from datetime import datetime
 
 from . import metrics
+from .env_access import env_host
 from .models import ACTIVE_STATES, AuditEntry, Environment, State, utcnow
 from .platform import Platform
 
@@ -26,6 +27,14 @@ ACTIVITY_TOKEN_TTL_SECONDS = 30 * 24 * 3600
 def base_path(owner: str, env_id: str) -> str:
     """Where an environment is served on the platform's origin (no trailing slash)."""
     return f"/user/{owner}/{env_id}"
+
+
+def environment_url(platform: Platform, owner: str, env_id: str) -> str:
+    """Where the browser opens an environment: its own host on the apps domain in the
+    cloud, a path on the platform's origin otherwise."""
+    path = base_path(owner, env_id) + "/"
+    host = env_host(platform.settings, env_id)
+    return f"https://{host}{path}" if host else path
 
 
 def stop_environment(platform: Platform, env: Environment, reason: str,

@@ -57,7 +57,7 @@ def attach_cloud_adapters(platform: Platform) -> Platform:
     api = api_client_for_gke(c.k8s_endpoint, c.k8s_ca_cert) if c.k8s_endpoint else None
     platform.backend = KubernetesBackend(
         s.namespace, host=c.k8s_apps_host or urlsplit(s.public_url).hostname,
-        auth_url=c.k8s_auth_url, signin_url=s.public_url + "/auth/login",
+        auth_url=c.k8s_auth_url, hub_url=s.public_url,
         ingress_class=c.k8s_ingress_class, ingress_namespace=c.k8s_ingress_namespace,
         storage_class=c.k8s_storage_class or None, image_pull_policy=c.k8s_image_pull_policy,
         tls_secret=c.k8s_tls_secret or None, start_timeout=s.start_timeout, api_client=api)

@@ -37,6 +37,15 @@ class SessionGuard:
             raise InvalidToken("session revoked")
         return ident
 
+    def still_valid(self, user_id: str, version: int) -> bool:
+        """For tokens other than sessions that carry a user's token version (the
+        environment access cookie): cached like the route check's session lookups."""
+        try:
+            current, disabled = self._state(user_id, fresh=False)
+        except InvalidToken:
+            return False
+        return not disabled and current == version
+
     def user(self, token: str | None) -> tuple[Identity, User]:
         """Verify and load the user (API calls): the record is read, never cached."""
         ident = self.signer.verify_session(token)

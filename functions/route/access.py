@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from ..core.models import ENV_ID, USER_ID
-from ..core.tokens import Identity
 
 PREFIX = "/user/"
 
@@ -66,9 +65,10 @@ def parse_path(raw_path: str) -> Target:
     return Target(owner, env_id, "/" + "/".join(rest))
 
 
-def decide(identity: Identity | None, target: Target) -> Decision:
-    if identity is None:
+def decide(user_id: str | None, target: Target) -> Decision:
+    """`user_id`: who the request's credentials name, None when it carries none valid."""
+    if user_id is None:
         return Decision.SIGN_IN
-    if identity.user_id == target.owner:
+    if user_id == target.owner:
         return Decision.ALLOW
     return Decision.DENY

@@ -17,6 +17,7 @@ from ..core.lifecycle import (
     ACTIVITY_TOKEN,
     ACTIVITY_TOKEN_TTL_SECONDS,
     base_path,
+    environment_url,
     fail_environment,
 )
 from ..core.models import ProgressEvent, State, utcnow
@@ -103,7 +104,8 @@ def run_spawn(platform: Platform, payload: dict) -> None:
     progress("healthy", "your environment is ready", 100)
     now = utcnow()
     running = store.transition(env_id, [State.STARTING], State.RUNNING,
-                               url=spec.base_path + "/", started=now, last_activity=now)
+                               url=environment_url(platform, env.owner, env_id), started=now,
+                               last_activity=now)
     if running is None:
         backend.stop(env_id)  # a stop won the race while the app came up
         return

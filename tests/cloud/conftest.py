@@ -29,5 +29,5 @@ def make_spec(env_id: str = "0123456789ab", owner: str = "alice", **env: str) ->
 def cluster() -> Cluster:
     return Cluster(namespace="cmbcluster", host="cmbcluster.example.org",
                    auth_url="https://route-abc.a.run.app/route/verify",
-                   signin_url="https://cmbcluster.example.org/auth/login",
+                   hub_url="https://cmbcluster.example.org",
                    storage_class="standard-rwo", tls_secret="cmbcluster-tls")

@@ -24,7 +24,7 @@ def test_terraform_network_policy_is_the_one_the_code_builds():
         "${ingress_namespace}", "ingress-nginx")
     policy = yaml.safe_load(rendered)
     validate(policy)
-    cluster = Cluster(namespace="cmbcluster", host="h", auth_url="a", signin_url="s")
+    cluster = Cluster(namespace="cmbcluster", host="h", auth_url="a", hub_url="s")
     assert policy == manifests.network_policy(cluster)
 
 

@@ -44,7 +44,7 @@ def backend(fake: FakeKubernetes) -> Iterator[KubernetesBackend]:
     kube = KubernetesBackend(
         "cmbcluster", host="cmbcluster.example.org",
         auth_url="https://route.example.run.app/route/verify",
-        signin_url="https://cmbcluster.example.org/auth/login",
+        hub_url="https://cmbcluster.example.org",
         start_timeout=5, poll_seconds=0.01, request_timeout=5,
         api_client=client.ApiClient(configuration))
     yield kube

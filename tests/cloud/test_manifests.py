@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 
 import kubernetes_validate
 import pytest
@@ -180,3 +181,34 @@ def test_network_policy_admits_only_the_ingress_and_blocks_private_egress(cluste
         assert not reachable(blocked), blocked
     for public in ("8.8.8.8", "151.101.0.223", "172.32.0.1", "140.82.112.3"):
         assert reachable(public), public
+
+
+def test_the_handoff_route_validates_and_matches_terraform(cluster: Cluster):
+    import yaml
+
+    objects = manifests.handoff_objects(cluster, "apps.example.org", "route-abc.a.run.app")
+    for obj in objects:
+        validate(obj)
+    service, ingress = objects
+    assert service["spec"] == {"type": "ExternalName", "externalName": "route-abc.a.run.app",
+                               "ports": [{"name": "https", "port": 443, "protocol": "TCP"}]}
+    rule = ingress["spec"]["rules"][0]
+    assert rule["host"] == "*.apps.example.org"
+    assert rule["http"]["paths"][0]["path"] == "/_cmbcluster/"
+    assert not any("auth-url" in k for k in ingress["metadata"]["annotations"])
+    template = (Path(__file__).parents[2] / "terraform/k8s/env-handoff.yaml.tftpl").read_text()
+    rendered = (template.replace("${namespace}", "cmbcluster")
+                .replace("${route_host}", "route-abc.a.run.app")
+                .replace("${apps_domain}", "apps.example.org"))
+    from_terraform = [doc for doc in yaml.safe_load_all(rendered)]
+    no_tls = [dict(o, spec={k: v for k, v in o["spec"].items() if k != "tls"})
+              for o in objects]
+    assert from_terraform == no_tls
+
+
+def test_environments_on_their_own_hosts_sign_in_through_the_handoff(cluster: Cluster):
+    per_env = Cluster(**{**cluster.__dict__, "host": "{env_id}.apps.example.org"})
+    annotations = manifests.ingress(per_env, make_spec())["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/auth-signin"] == (
+        "https://cmbcluster.example.org/auth/env-login?env=0123456789ab"
+        "&next=$escaped_request_uri")

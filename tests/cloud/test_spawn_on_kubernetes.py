@@ -30,7 +30,7 @@ def test_worker_runs_an_environment_to_running_and_stop_keeps_the_volume(tmp_pat
         backend = KubernetesBackend(
             "cmbcluster", host="cmbcluster.example.org",
             auth_url="https://route.example/route/verify",
-            signin_url="https://cmbcluster.example.org/auth/login",
+            hub_url="https://cmbcluster.example.org",
             start_timeout=5, poll_seconds=0.01, api_client=client.ApiClient(configuration))
         platform = build_platform(settings, SqliteStore(tmp_path / "db.sqlite"))
         platform.backend = backend

@@ -113,7 +113,7 @@ def _ok_if(status: int, call, *args, **kwargs) -> Any:
 
 
 class KubernetesBackend(Backend):
-    def __init__(self, namespace: str, *, host: str, auth_url: str, signin_url: str,
+    def __init__(self, namespace: str, *, host: str, auth_url: str, hub_url: str,
                  ingress_class: str = "nginx", ingress_namespace: str = "ingress-nginx",
                  storage_class: str | None = None, image_pull_policy: str = "IfNotPresent",
                  tls_secret: str | None = None, node_selector: dict[str, str] | None = None,
@@ -121,7 +121,7 @@ class KubernetesBackend(Backend):
                  request_timeout: float = 10.0,
                  api_client: client.ApiClient | None = None) -> None:
         self.cluster = Cluster(
-            namespace=namespace, host=host, auth_url=auth_url, signin_url=signin_url,
+            namespace=namespace, host=host, auth_url=auth_url, hub_url=hub_url,
             ingress_class=ingress_class, ingress_namespace=ingress_namespace,
             storage_class=storage_class, image_pull_policy=image_pull_policy,
             tls_secret=tls_secret, node_selector=dict(node_selector or {}),

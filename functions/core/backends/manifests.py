@@ -66,7 +66,7 @@ class Cluster:
     # and "cmbcluster.example.org" serves them all under the platform's host.
     host: str
     auth_url: str  # the route function's GET /route/verify, reachable from ingress-nginx
-    signin_url: str  # the hub's GET /auth/login; `next` is appended
+    hub_url: str  # where the hub signs people in (its /auth/login and /auth/env-login)
     ingress_class: str = "nginx"
     ingress_namespace: str = "ingress-nginx"
     storage_class: str | None = None  # None: the cluster's default class
@@ -101,6 +101,16 @@ def claim_name(owner: str) -> str:
 
 def host_for(cluster: Cluster, env_id: str, owner: str) -> str:
     return cluster.host.format(env_id=env_id, owner=owner_slug(owner))
+
+
+def signin_url(cluster: Cluster, env_id: str) -> str:
+    """Where ingress-nginx sends a browser the route function answered 401. On a shared
+    host the hub's session cookie is the credential: sign in. On the environment's own
+    host it never arrives there: the hub hands a one-time ticket over instead
+    (functions/core/env_access.py)."""
+    if "{env_id}" in cluster.host:
+        return f"{cluster.hub_url}/auth/env-login?env={env_id}&next=$escaped_request_uri"
+    return f"{cluster.hub_url}/auth/login?next=$escaped_request_uri"
 
 
 def env_labels(spec: ServerSpec) -> dict[str, str]:
@@ -251,7 +261,7 @@ def ingress(cluster: Cluster, spec: ServerSpec) -> dict[str, Any]:
         # A 401 sends the browser to sign in and back. Naming the parameter ourselves
         # keeps ingress-nginx from appending its own absolute `rd=` URL: `next` stays a
         # path, the only kind the hub's login accepts.
-        prefix + "auth-signin": f"{cluster.signin_url}?next=$escaped_request_uri",
+        prefix + "auth-signin": signin_url(cluster, spec.env_id),
         prefix + "auth-signin-redirect-param": "next",
         prefix + "auth-response-headers": "X-Auth-User",
         prefix + "proxy-body-size": MAX_BODY,
@@ -312,3 +322,45 @@ def environment_objects(cluster: Cluster, spec: ServerSpec) -> list[dict[str, An
     """Everything `start` creates, in creation order (the volume before its pod)."""
     return [workspace_claim(cluster, spec), pod(cluster, spec), service(cluster, spec),
             ingress(cluster, spec)]
+
+
+HANDOFF_NAME = "cmbcluster-env-handoff"
+
+
+def handoff_objects(cluster: Cluster, apps_domain: str, route_host: str) -> list[dict[str, Any]]:
+    """The one route every environment host needs besides its own: `/_cmbcluster/` on
+    `*.<apps_domain>` goes to the route function (a Cloud Run service outside the
+    cluster, reached through an ExternalName Service), where the hub's one-time ticket
+    becomes the environment's cookie. No auth-url here: this is how a browser gets one."""
+    labels = {APP_LABEL: "cmbcluster-handoff"}
+    service = {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": HANDOFF_NAME, "namespace": cluster.namespace, "labels": labels},
+        "spec": {"type": "ExternalName", "externalName": route_host,
+                 "ports": [{"name": "https", "port": 443, "protocol": "TCP"}]},
+    }
+    prefix = "nginx.ingress.kubernetes.io/"
+    host = f"*.{apps_domain}"
+    ingress_spec: dict[str, Any] = {
+        "ingressClassName": cluster.ingress_class,
+        "rules": [{"host": host, "http": {"paths": [{
+            "path": "/_cmbcluster/", "pathType": "Prefix",
+            "backend": {"service": {"name": HANDOFF_NAME, "port": {"name": "https"}}},
+        }]}}],
+    }
+    if cluster.tls_secret:
+        ingress_spec["tls"] = [{"hosts": [host], "secretName": cluster.tls_secret}]
+    ingress_obj = {
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {
+            "name": HANDOFF_NAME, "namespace": cluster.namespace, "labels": labels,
+            "annotations": {
+                # Cloud Run routes on its own host name and speaks only HTTPS.
+                prefix + "backend-protocol": "HTTPS",
+                prefix + "upstream-vhost": route_host,
+                prefix + "proxy-ssl-server-name": "on",
+            },
+        },
+        "spec": ingress_spec,
+    }
+    return [service, ingress_obj]
