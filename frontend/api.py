@@ -7,6 +7,7 @@ cookie, so the API applies exactly the checks it applies to the browser.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,3 +72,45 @@ class HubApi:
 
     def workspace(self) -> dict:
         return self._call("GET", "/api/workspace")
+
+    # -- administrators only (the API answers 403 to anyone else) -------------------------
+    def _pages(self, path: str, key: str, params: dict[str, Any] | None = None,
+               max_items: int = 1000) -> Iterator[dict]:
+        """Every item of a cursor-paged listing, up to `max_items` so a huge table cannot
+        stall a page render."""
+        query = {"limit": 200, **(params or {})}
+        seen = 0
+        while True:
+            data = self._call("GET", path, params=query)
+            for item in data[key]:
+                yield item
+                seen += 1
+                if seen >= max_items:
+                    return
+            if not data.get("next_cursor"):
+                return
+            query["cursor"] = data["next_cursor"]
+
+    def users(self) -> list[dict]:
+        return list(self._pages("/api/admin/users", "users"))
+
+    def update_user(self, user_id: str, *, role: str | None = None,
+                    disabled: bool | None = None) -> dict:
+        body: dict[str, Any] = {}
+        if role is not None:
+            body["role"] = role
+        if disabled is not None:
+            body["disabled"] = disabled
+        return self._call("PATCH", f"/api/admin/users/{user_id}", json=body)["user"]
+
+    def audit(self, max_items: int = 500) -> list[dict]:
+        return list(self._pages("/api/admin/audit", "entries", max_items=max_items))
+
+    def all_environments(self, states: list[str] | None = None,
+                         max_items: int = 2000) -> list[dict]:
+        params = {"state": ",".join(states)} if states else None
+        return list(self._pages("/api/admin/environments", "environments", params,
+                                max_items=max_items))
+
+    def admin_stop(self, env_id: str) -> dict:
+        return self._call("DELETE", f"/api/admin/environments/{env_id}")

@@ -1,153 +1,75 @@
-"""The CMBCluster hub: sign in, launch your environment, watch it start, open it, stop it.
+"""The CMBCluster hub: sign in, launch your environment, watch it start, open it, stop it;
+and, for administrators, the users, environments, audit log and usage pages.
 
-Run by the platform as a Streamlit app under `/hub`; it talks to the control plane API
-with the visitor's own session cookie (`frontend/api.py`).
+Run by the platform as a Streamlit app under `/hub`. It talks to the control plane API
+with the visitor's own session cookie (`frontend/api.py`), so the API, not this script,
+decides what each visitor may see and do. Pages live in `home.py` and `admin.py`.
 """
 
 from __future__ import annotations
 
-import os
-import time
+import html
+from collections.abc import Callable
 
 import streamlit as st
 
+from frontend import admin, home
 from frontend.api import SESSION_COOKIE, ApiProblem, HubApi
-
-ACTIVE = ("pending", "starting", "running", "stopping")
-PUBLIC_URL = os.environ.get("CMBCLUSTER_PUBLIC_URL", "")
-DEV_LOGIN = os.environ.get("CMBCLUSTER_DEV_LOGIN") == "1"
+from frontend.words import plain
 
 st.set_page_config(page_title="CMBCluster", page_icon="🔭", layout="centered")
 
 
-def api() -> HubApi:
-    return HubApi(st.context.cookies.get(SESSION_COOKIE))
+def bound(view: Callable[[HubApi, dict], None], client: HubApi, me: dict,
+          name: str) -> Callable[[], None]:
+    """A page callable with the visitor's client; its name becomes the page's URL."""
+    def page() -> None:
+        view(client, me)
+    page.__name__ = name
+    return page
 
 
-def sign_in_page() -> None:
-    st.title("CMBCluster")
-    st.write("Your own persistent Streamlit research environment, with numpy, scipy, "
-             "astropy, healpy and CAMB ready, in seconds.")
-    # /auth/login shows the dev login form in local mode, and goes to Google otherwise.
-    if DEV_LOGIN:
-        st.link_button("Sign in (local development)", "/auth/login?next=/hub/",
-                       type="primary")
-        st.caption("Local mode: any user name signs in. Set OIDC_CLIENT_ID to use Google.")
-    else:
-        st.link_button("Sign in with Google", "/auth/login?next=/hub/", type="primary")
-
-
-def plain(err: ApiProblem) -> str:
-    """What went wrong, in words a researcher can act on."""
-    return {
-        "limit_reached": "You already have an environment running. Stop it before "
-                         "launching another.",
-        "capacity_reached": "The platform is full right now. Try again in a few minutes.",
-        "not_signed_in": "Your session has ended. Sign in again.",
-        "unreachable": "The platform is not answering. Try again in a moment.",
-    }.get(err.code, err.message)
-
-
-def why_stopped(env: dict) -> str:
-    reason = env.get("reason") or ""
-    if env["state"] == "failed":
-        return f"Your last environment could not start: {reason}."
-    if "idle" in reason:
-        return f"Your last environment was stopped because it was {reason}. Your files are safe."
-    return f"Your last environment stopped ({reason}). Your files are safe." if reason else ""
-
-
-def human_bytes(n: int | None) -> str:
-    if n is None:
-        return "unknown"
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1024 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return ""
-
-
-def progress_view(client: HubApi, env: dict) -> dict:
-    """Follow a starting environment until it runs or fails."""
-    bar = st.progress(0, text="Queued")
-    while env["state"] in ("pending", "starting"):
-        events = env.get("events") or []
-        if events:
-            last = events[-1]
-            bar.progress(min(int(last["percent"]), 100), text=last["message"])
-        time.sleep(0.3)
-        env = client.environment(env["id"])
-    bar.empty()
-    return env
-
-
-def home_page(client: HubApi, me: dict) -> None:
-    st.title("Your research environment")
-    envs = client.environments()
-    active = next((e for e in envs if e["state"] in ACTIVE), None)
-
-    if active and active["state"] in ("pending", "starting"):
-        active = progress_view(client, active)
-        if active["state"] == "failed":
-            st.error(why_stopped(active))
-            active = None
-
-    if active and active["state"] == "running":
-        st.success(f"Running ({active['profile']} profile).")
-        left, right = st.columns(2)
-        left.link_button("Open environment", active["url"], type="primary",
-                         use_container_width=True)
-        if right.button("Stop", use_container_width=True):
-            client.stop(active["id"])
-            st.rerun()
-    elif active:
-        st.info(f"Your environment is {active['state']}…")
-    else:
-        last = envs[0] if envs else None
-        if last and why_stopped(last):
-            (st.error if last["state"] == "failed" else st.info)(why_stopped(last))
-        catalogue = client.profiles()
-        profiles = {p["name"]: p for p in catalogue["profiles"]}
-        names = list(profiles)
-        choice = st.radio(
-            "Profile", names, index=names.index(catalogue["default"]),
-            format_func=lambda n: (f"{n}: {profiles[n]['cpu']:g} CPU, "
-                                   f"{profiles[n]['memory_mb'] / 1024:g} GiB memory, "
-                                   f"{profiles[n]['storage_gb']} GB storage"),
-        )
-        if st.button("Launch environment", type="primary"):
-            try:
-                env = client.launch(choice)
-            except ApiProblem as err:
-                st.error(plain(err))
-            else:
-                env = progress_view(client, env)
-                if env["state"] == "running":
-                    st.rerun()
-                st.error(why_stopped(env))
-
-    st.divider()
-    try:
-        used = client.workspace().get("bytes")
-    except ApiProblem:
-        used = None
-    st.caption(f"Signed in as {me['email']} · workspace {human_bytes(used)}")
+def header(me: dict) -> None:
+    who, out = st.columns([4, 1], vertical_alignment="center")
+    role = " · administrator" if me["role"] == "admin" else ""
+    # HTML, not markdown: markdown turns an address into a mailto link.
+    with who:
+        st.html(f'<span style="color:rgba(49,51,63,.6);font-size:.875rem">Signed in as '
+                f"<b>{html.escape(me['email'])}</b>{role}</span>")
+    with out:
+        home.sign_out_button()
 
 
 def main() -> None:
-    client = api()
+    client = HubApi(st.context.cookies.get(SESSION_COOKIE))
     try:
         me = client.me()
     except ApiProblem as err:
         st.error(plain(err))
         return
     if me is None:
-        sign_in_page()
+        home.sign_in_page()
         return
-    try:
-        home_page(client, me)
-    except ApiProblem as err:
-        st.error(plain(err))
+
+    pages = [st.Page(bound(home.home_page, client, me, "home"), title="My environment",
+                     icon=":material/rocket_launch:", default=True)]
+    if me["role"] == "admin":
+        pages += [
+            st.Page(bound(admin.users_page, client, me, "users"), title="Users",
+                    icon=":material/group:"),
+            st.Page(bound(admin.environments_page, client, me, "environments"),
+                    title="Environments", icon=":material/dns:"),
+            st.Page(bound(admin.audit_page, client, me, "audit"), title="Audit log",
+                    icon=":material/history:"),
+            st.Page(bound(admin.usage_page, client, me, "usage"), title="Usage",
+                    icon=":material/monitoring:"),
+        ]
+    # One page needs no menu: researchers see just their environment.
+    page = st.navigation(pages, position="sidebar" if len(pages) > 1 else "hidden")
+    if page.url_path:  # an admin page: their tables need the room; home stays narrow
+        st.set_page_config(layout="wide")
+    header(me)
+    page.run()
 
 
 main()
