@@ -170,11 +170,11 @@ class LocalBackend(Backend):
                 return current.server()
             if current is not None:  # exited on its own: clear what it left, start afresh
                 self._terminate(current)
-            progress("scheduled", "Starting a local Streamlit process", 10)
+            progress("scheduled", "Reserving your resources", 10)
             python = self._resolve()
-            progress("image_ready", f"Python {python} and app {self.app_path.name} found", 30)
+            progress("image_ready", "Preparing the research software", 30)
             proc = self._spawn(spec, python)
-            progress("container_started", f"Process {proc.pid} on port {proc.port}", 60)
+            progress("container_started", "Starting your environment", 60)
             return proc.server()
 
     def is_healthy(self, server: Server) -> bool:
@@ -282,7 +282,9 @@ class LocalBackend(Backend):
                "--server.headless", "true",
                "--browser.gatherUsageStats", "false",
                "--server.fileWatcherType", "none",
-               "--server.runOnSave", "false"]
+               "--server.runOnSave", "false",
+               # A research environment has nothing to deploy: no Deploy button.
+               "--client.toolbarMode", "minimal"]
         log_path = self._logs / f"{spec.env_id}.log"
         with open(log_path, "ab") as out:
             out.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} start {spec.env_id} "
