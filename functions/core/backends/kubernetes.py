@@ -265,7 +265,7 @@ class KubernetesBackend(Backend):
                 raise BackendError(f"pod {name} failed: {status.get('reason') or ''} "
                                    f"{status.get('message') or ''}".strip())
             if _condition(status, "PodScheduled"):
-                report("scheduled", f"scheduled on {pod['spec'].get('nodeName', 'a node')}", 20)
+                report("scheduled", "A machine was found for your environment", 20)
             container = next(iter(status.get("containerStatuses") or []), None)
             state = (container or {}).get("state") or {}
             waiting = state.get("waiting") or {}
@@ -276,10 +276,10 @@ class KubernetesBackend(Backend):
                 raise BackendError(f"{reason}{exit_code}: {waiting.get('message', '')}"
                                    .rstrip(": "))
             if container is not None and (not waiting or reason not in _PULLING):
-                report("scheduled", "scheduled", 20)
-                report("image_ready", f"image {container.get('image', '')} ready", 50)
+                report("scheduled", "A machine was found for your environment", 20)
+                report("image_ready", "The research software is ready", 50)
             if "running" in state:
-                report("container_started", "Streamlit is starting", 70)
+                report("container_started", "Starting your environment", 70)
                 return
             if "terminated" in state:  # it ran and exited: it will restart; let the
                 return                 # worker's health wait and deadline judge it
