@@ -97,7 +97,7 @@ class LocalProxy:
             target = parse_path(path)
         except BadPath as err:
             return _plain(403, f"forbidden: {err}")
-        identity = self._identity(request.cookies.get(SESSION_COOKIE))
+        identity = self._identity(session_cookie(request.headers.get("Cookie", "")))
         decision = decide(identity.user_id if identity else None, target)
         if decision == Decision.SIGN_IN:
             return self._sign_in(request, raw)
@@ -239,6 +239,18 @@ async def _pump(source, sink, on_message: Callable[[bytes], None] | None) -> Non
         elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED,
                           WSMsgType.ERROR):
             return
+
+
+def session_cookie(header: str) -> str | None:
+    """The platform's session token from a Cookie header. Not `request.cookies`:
+    SimpleCookie parses every cookie of the header on every proxied request."""
+    start = header.find(SESSION_COOKIE + "=")
+    while start != -1:
+        if start == 0 or header[start - 1] in " ;":
+            end = header.find(";", start)
+            return header[start + len(SESSION_COOKIE) + 1: end if end != -1 else None].strip()
+        start = header.find(SESSION_COOKIE + "=", start + 1)
+    return None
 
 
 def _is_websocket(request: web.BaseRequest) -> bool:

@@ -167,3 +167,17 @@ async def test_an_environment_that_is_not_running_is_503(setup):
                         headers=cookies(tokens["alice"])) as resp:
         assert resp.status == 503
 
+
+
+@pytest.mark.parametrize("header,token", [
+    ("cmbcluster_session=abc", "abc"),
+    ("a=1; cmbcluster_session=abc; b=2", "abc"),
+    ("xcmbcluster_session=evil; cmbcluster_session=abc", "abc"),
+    ("xcmbcluster_session=evil", None),
+    ("", None),
+    ("a=1;cmbcluster_session=abc", "abc"),
+])
+def test_the_session_cookie_is_found_exactly(header, token):
+    from functions.route.proxy import session_cookie
+
+    assert session_cookie(header) == token

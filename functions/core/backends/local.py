@@ -50,6 +50,7 @@ same data dir reads every state file:
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.client
 import json
 import logging
@@ -129,6 +130,11 @@ class _Proc:
         return Server(self.env_id, self.owner, self.upstream, self.base_path,
                       alive=not self.exited.is_set())
 
+    @functools.cached_property
+    def live(self) -> Server:
+        """What `route` hands the proxy on every request: built once."""
+        return Server(self.env_id, self.owner, self.upstream, self.base_path)
+
     def state(self) -> dict:
         return {"env_id": self.env_id, "owner": self.owner, "base_path": self.base_path,
                 "port": self.port, "pid": self.pid, "pgid": self.pgid,
@@ -205,7 +211,7 @@ class LocalBackend(Backend):
 
     def route(self, env_id: str) -> Server | None:
         proc = self._procs.get(env_id)
-        return proc.server() if proc is not None and not proc.exited.is_set() else None
+        return proc.live if proc is not None and not proc.exited.is_set() else None
 
     def usage(self) -> dict[str, tuple[float, int]]:
         with self._lock:
