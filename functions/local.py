@@ -187,7 +187,10 @@ class LocalPlatform:
 def build_local_platform(settings: Settings, research_app: Path = RESEARCH_APP) -> Platform:
     platform = build_platform(settings)
     platform.backend = LocalBackend(settings.data_dir, research_app)
-    platform.queue = InlineQueue({SPAWN_TASK: lambda payload: run_spawn(platform, payload)})
+    # As many starts at once as there are cores, like the cloud's rate-limited queue:
+    # Streamlit's start-up is CPU-bound, so more at once only slows each one and the API.
+    platform.queue = InlineQueue({SPAWN_TASK: lambda payload: run_spawn(platform, payload)},
+                                 workers=os.cpu_count() or 2)
     return platform
 
 

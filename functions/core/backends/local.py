@@ -75,7 +75,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LAUNCHER = Path(__file__).resolve().parents[3] / "user-environment" / "launch.py"
 
-ENVIRONMENT_NICENESS = 10
+ENVIRONMENT_NICENESS = 19
 
 # File names inside the data dir come from these; refuse anything path-like.
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
