@@ -1,6 +1,6 @@
 """Bare `streamlit run` against `user-environment/launch.py`: start-up and request latency.
 
-    .venv/bin/python bench/bare_streamlit.py [--runs 5] [--requests 50]
+    .venv/bin/python -m bench.bare_streamlit [--runs 5] [--requests 50]
 
 For each way of starting, the median over runs of the time from spawn to the first 200
 from `<base>/_stcore/health`, and the median and p95 of sequential health requests on
@@ -13,7 +13,6 @@ import argparse
 import http.client
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -21,16 +20,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.common import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "user-environment" / "app.py"
 LAUNCHER = ROOT / "user-environment" / "launch.py"
 BASE = "/user/bench/000000000000"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def health(port: int, conn: http.client.HTTPConnection | None = None) -> int:

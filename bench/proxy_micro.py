@@ -33,6 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.common import free_port, pct
+
 ROOT = Path(__file__).resolve().parents[1]
 ENV_ID = "0123456789ab"
 BASE = f"/user/alice/{ENV_ID}"
@@ -145,12 +147,6 @@ def serve(argv: list[str]) -> None:
 
 
 # -- the client ---------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def connect(port: int, timeout: float = 30) -> http.client.HTTPConnection:
     deadline = time.monotonic() + timeout
     while True:
@@ -191,11 +187,6 @@ def timed_gets(conn: http.client.HTTPConnection, headers: dict, n: int) -> list[
         if resp.status != 200:
             raise RuntimeError(f"GET {HEALTH} answered {resp.status}")
     return out
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def spawn(args: list[str], **kwargs) -> subprocess.Popen:

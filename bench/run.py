@@ -37,20 +37,11 @@ from urllib.parse import urlsplit
 
 import requests
 
+from bench.common import free_port, pct
+
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "user-environment" / "app.py"
 RESULTS = ROOT / "bench" / "results"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def wait_for(url: str, timeout: float = 60, poll: float = 0.01) -> None:
