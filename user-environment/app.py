@@ -22,7 +22,7 @@ from envapp import settings  # noqa: E402
 from envapp.activity import report_activity  # noqa: E402
 from envapp.userapps import discover_user_apps  # noqa: E402
 
-st.set_page_config(page_title="CMBCluster", page_icon="🌌", layout="wide")
+st.set_page_config(page_title="CMBCluster", page_icon=":material/blur_on:", layout="wide")
 
 # Every script run is a user interaction (a click, an edit, a page change).
 report_activity()

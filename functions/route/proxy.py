@@ -9,6 +9,7 @@ of the local process on every request's path, so it does as little as it can.
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 from collections.abc import Callable
 from urllib.parse import quote
@@ -96,17 +97,19 @@ class LocalProxy:
         try:
             target = parse_path(path)
         except BadPath as err:
-            return _plain(403, f"forbidden: {err}")
+            return _refusal(request, 403, f"forbidden: {err}")
         identity = self._identity(session_cookie(request.headers.get("Cookie", "")))
         decision = decide(identity.user_id if identity else None, target)
         if decision == Decision.SIGN_IN:
             return self._sign_in(request, raw)
         if decision == Decision.DENY:
-            return _plain(403, "forbidden: this environment belongs to someone else")
+            return _refusal(request, 403, "forbidden: this environment belongs to someone else")
         server = self.platform.backend.route(target.env_id)
-        if server is None or server.owner != target.owner:
-            return _plain(503 if server is None else 403,
-                          "this environment is not running" if server is None else "forbidden")
+        if server is None:
+            return _refusal(request, 503, "this environment is not running: launch it from "
+                            "the hub")
+        if server.owner != target.owner:
+            return _refusal(request, 403, "forbidden: this environment belongs to someone else")
         if _is_websocket(request):
             return await self._websocket(request, server.upstream + raw, target.env_id)
         if is_person_request(target.rest):
@@ -265,6 +268,21 @@ def _strip_session_cookie(headers: CIMultiDict) -> None:
     ]
     if kept:
         headers["Cookie"] = "; ".join(kept)
+
+
+REFUSAL_PAGE = """<!doctype html><meta charset="utf-8"><title>CMBCluster</title>
+<body style="font-family:sans-serif;max-width:40em;margin:4em auto;line-height:1.5">
+<h1>{title}</h1><p>{text}</p><p><a href="/hub/">Back to your hub</a></p></body>
+"""
+
+
+def _refusal(request: web.BaseRequest, status: int, text: str) -> web.Response:
+    """A page for a person's browser, a line of text for anything else."""
+    if "text/html" not in request.headers.get("Accept", ""):
+        return _plain(status, text)
+    title = "Not yours" if status == 403 else "Not running"
+    body = REFUSAL_PAGE.format(title=title, text=html.escape(text.capitalize()))
+    return web.Response(status=status, text=body, content_type="text/html")
 
 
 def _redirect(location: str) -> web.Response:

@@ -113,7 +113,7 @@ def test_a_file_uploaded_survives_stop_and_relaunch(platform: Platform, new_page
         {"name": "planck-notes.txt", "mimeType": "text/plain",
          "buffer": b"TT peak near ell = 220\n"})
     expect(page.get_by_text("Uploaded planck-notes.txt")).to_be_visible()
-    expect(page.get_by_role("button", name="📄 planck-notes.txt")).to_be_visible()
+    expect(page.get_by_role("button", name="planck-notes.txt")).to_be_visible()
     shot(page, "1-uploaded")
 
     page.goto(f"{platform.url}/hub/")
@@ -130,7 +130,7 @@ def test_a_file_uploaded_survives_stop_and_relaunch(platform: Platform, new_page
     assert second != first  # a new server (new id), the same workspace
     shot(page, "3-relaunched")
     open_environment(page, platform.url, second, "workspace")
-    expect(page.get_by_role("button", name="📄 planck-notes.txt")).to_be_visible(
+    expect(page.get_by_role("button", name="planck-notes.txt")).to_be_visible(
         timeout=START_TIMEOUT_MS)
     shot(page, "4-file-still-there")
 

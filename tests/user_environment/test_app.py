@@ -46,13 +46,13 @@ def test_workspace_lists_files_and_previews_csv(workspace: Path) -> None:
     (workspace / "runs").mkdir()
     app = run_app("views/workspace.py")
     labels = [b.label for b in app.button]
-    assert "📁 runs" in labels and "📄 spectrum.csv" in labels
+    assert ":material/folder: runs" in labels and ":material/description: spectrum.csv" in labels
 
-    button(app, "📄 spectrum.csv").click().run()
+    button(app, ":material/description: spectrum.csv").click().run()
     assert list(app.dataframe[0].value.columns) == ["ell", "TT"]
     assert [d.label for d in app.download_button] == ["Download"]
 
-    button(app, "📁 runs").click().run()
+    button(app, ":material/folder: runs").click().run()
     assert "This folder is empty." in texts(app)
 
 
@@ -68,7 +68,7 @@ def test_upload_then_delete_with_confirmation(workspace: Path) -> None:
     assert not (workspace.parent / "escape.txt").exists()
     assert any("escape.txt" in e.value for e in app.error)
 
-    button(app, "📄 notes.txt").click().run()
+    button(app, ":material/description: notes.txt").click().run()
     button(app, "Delete").click().run()
     assert (workspace / "notes.txt").exists()  # asked, not done
     button(app, "Yes, delete").click().run()
@@ -111,10 +111,10 @@ def test_shared_area_is_read_only(workspace: Path, tmp_path: Path,
     (shared / "planck_mask.txt").write_text("team data")
     monkeypatch.setenv("CMBCLUSTER_SHARED_DIR", str(shared))
     app = run_app("views/shared.py")
-    assert "📄 planck_mask.txt" in [b.label for b in app.button]
+    assert ":material/description: planck_mask.txt" in [b.label for b in app.button]
     assert len(app.file_uploader) == 0
 
-    button(app, "📄 planck_mask.txt").click().run()
+    button(app, ":material/description: planck_mask.txt").click().run()
     assert [d.label for d in app.download_button] == ["Download"]
     labels = [b.label for b in app.button]
     assert "Delete" not in labels and "Create folder" not in labels

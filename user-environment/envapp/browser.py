@@ -77,7 +77,7 @@ def render_browser(root: Path, *, key: str, read_only: bool) -> None:
 def _breadcrumbs(key: str, cwd: str) -> None:
     parts = [p for p in cwd.split("/") if p]
     with st.container(horizontal=True, gap="small"):
-        st.button("🏠 /", key=_state_key(key, "crumb:"), on_click=_go, args=(key, ""),
+        st.button(":material/home: /", key=_state_key(key, "crumb:"), on_click=_go, args=(key, ""),
                   type="tertiary")
         for depth, part in enumerate(parts, start=1):
             target = "/".join(parts[:depth])
@@ -97,12 +97,12 @@ def _listing(key: str, entries: list[paths.Entry]) -> None:
     for entry in shown:
         name_col, size_col, modified_col = st.columns([6, 2, 3])
         if entry.outside:
-            name_col.write(f"🔗 {entry.name} — link outside this area, not opened")
+            name_col.write(f":material/link_off: {entry.name} — link outside this area, not opened")
         elif entry.is_dir:
-            name_col.button(f"📁 {entry.name}", key=_state_key(key, f"open:{entry.rel}"),
+            name_col.button(f":material/folder: {entry.name}", key=_state_key(key, f"open:{entry.rel}"),
                             on_click=_go, args=(key, entry.rel), type="tertiary")
         else:
-            name_col.button(f"📄 {entry.name}", key=_state_key(key, f"open:{entry.rel}"),
+            name_col.button(f":material/description: {entry.name}", key=_state_key(key, f"open:{entry.rel}"),
                             on_click=_select, args=(key, entry.rel), type="tertiary")
         size_col.write("—" if entry.is_dir else paths.human_size(entry.size))
         modified_col.write(datetime.fromtimestamp(entry.modified).strftime("%Y-%m-%d %H:%M"))

@@ -7,7 +7,7 @@ import streamlit as st
 
 from envapp import paths, settings
 
-st.title("🌌 Your CMBCluster research environment")
+st.title("Your CMBCluster research environment")
 
 owner = settings.owner()
 workspace = settings.workspace_dir()
