@@ -226,12 +226,17 @@ def _sign_in(user: User, target: str) -> Response:
 
 
 # -- dev login ---------------------------------------------------------------------------
-DEV_FORM = """<!doctype html><meta charset="utf-8"><title>CMBCluster dev sign-in</title>
-<p>Development sign-in (loopback only, no identity provider configured).</p>
+DEV_FORM = """<!doctype html><meta charset="utf-8"><title>CMBCluster: sign in</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<body style="font-family:sans-serif;max-width:32em;margin:4em auto;line-height:1.5">
+<h1>Sign in to CMBCluster</h1>
+<p>Local development sign-in: no identity provider is configured and the platform
+listens on this machine only, so any user name signs you in.</p>
 <form method="post" action="/auth/dev-login">
 <input type="hidden" name="next" value="{next}">
 <label>User name <input name="username" required pattern="[a-z0-9][a-z0-9_\\-]{{0,63}}"
- autofocus></label> <button type="submit">Sign in</button></form>
+ autofocus autocomplete="username"></label> <button type="submit">Sign in</button></form>
+</body>
 """
 
 
