@@ -122,7 +122,9 @@ def platform(tmp_path_factory) -> Iterator[Platform]:
     stop_platform(plat.proc)
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: Playwright's sync API keeps an event loop running in
+# this thread, and the asyncio tests of later directories need it gone.
+@pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM.exists():
         missing_service(f"{CHROMIUM} is missing: apt-get install chromium")
