@@ -99,10 +99,12 @@ def _listing(key: str, entries: list[paths.Entry]) -> None:
         if entry.outside:
             name_col.write(f":material/link_off: {entry.name} — link outside this area, not opened")
         elif entry.is_dir:
-            name_col.button(f":material/folder: {entry.name}", key=_state_key(key, f"open:{entry.rel}"),
+            name_col.button(f":material/folder: {entry.name}",
+                            key=_state_key(key, f"open:{entry.rel}"),
                             on_click=_go, args=(key, entry.rel), type="tertiary")
         else:
-            name_col.button(f":material/description: {entry.name}", key=_state_key(key, f"open:{entry.rel}"),
+            name_col.button(f":material/description: {entry.name}",
+                            key=_state_key(key, f"open:{entry.rel}"),
                             on_click=_select, args=(key, entry.rel), type="tertiary")
         size_col.write("—" if entry.is_dir else paths.human_size(entry.size))
         modified_col.write(datetime.fromtimestamp(entry.modified).strftime("%Y-%m-%d %H:%M"))
