@@ -27,7 +27,6 @@ class State(StrEnum):
 
 # Active environments hold a slot (per user and in the total cap); the rest do not.
 ACTIVE_STATES = frozenset({State.PENDING, State.STARTING, State.RUNNING, State.STOPPING})
-FINAL_STATES = frozenset({State.STOPPED, State.FAILED})
 
 # Every transition the lifecycle allows; the store refuses anything else.
 TRANSITIONS: dict[State, frozenset[State]] = {

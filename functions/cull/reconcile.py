@@ -34,6 +34,7 @@ def reconcile(platform: Platform) -> dict[str, int]:
             counts["orphans_removed"] += 1
 
     stuck_before = utcnow() - timedelta(seconds=platform.settings.start_timeout)
+    stuck = {e.id for e in store.stuck_environments(stuck_before)}
     for env in records.values():
         server = servers.get(env.id)
         if env.state == State.RUNNING and (server is None or not server.alive):
@@ -43,14 +44,13 @@ def reconcile(platform: Platform) -> dict[str, int]:
                 counts["closed"] += 1
         elif env.state == State.STOPPING:
             stop_environment(platform, env, env.reason or "stopped")
-        elif env.state in (State.PENDING, State.STARTING):
-            if env.created < stuck_before:
-                reason = ("it did not start within "
-                          f"{platform.settings.start_timeout:g} s")
-                if fail_environment(platform, env.id, reason):
-                    counts["failed"] += 1
-            elif platform.queue.enqueue(SPAWN_TASK, env.id, {"environment": env.id}):
-                counts["requeued"] += 1
+        elif env.id in stuck:
+            reason = f"it did not start within {platform.settings.start_timeout:g} s"
+            if fail_environment(platform, env.id, reason):
+                counts["failed"] += 1
+        elif env.state in (State.PENDING, State.STARTING) and platform.queue.enqueue(
+                SPAWN_TASK, env.id, {"environment": env.id}):
+            counts["requeued"] += 1
     if any(counts.values()):
         log.info("reconciled: %s", counts)
     return counts

@@ -35,7 +35,6 @@ IDLE_TTL = 4.0
 # Reading from the upstream pauses while this much of a streamed answer is unread, so a
 # slow client does not make the proxy buffer a whole download.
 READ_HIGH = 1024 * 1024
-READ_LOW = 256 * 1024
 # A head and a body below this size go out in one write (one send syscall, one segment).
 JOIN_BODY_BELOW = 64 * 1024
 # Request bodies a caller may read whole and pass as bytes: sent again if needed.

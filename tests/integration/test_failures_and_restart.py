@@ -167,3 +167,27 @@ def test_a_queue_outage_delays_a_launch_but_loses_nothing(tmp_path):
         assert wait_running(http, plat.url, resp.json()["id"])["state"] == "running"
     finally:
         plat.stop()
+
+
+class LostQueue(TaskQueue):
+    """A queue whose tasks never run, as when a worker dies with them."""
+
+    def enqueue(self, kind: str, name: str, payload: dict) -> bool:
+        return True
+
+
+def test_a_start_stuck_past_the_timeout_fails_at_the_next_reconcile(tmp_path):
+    plat = RunningPlatform(tmp_path / "data", START_TIMEOUT="1")
+    plat.platform.queue = LostQueue()
+    try:
+        http = plat.session_for("alice")
+        env_id = http.post(f"{plat.url}/api/environments", json={}).json()["id"]
+        assert reconcile(plat.platform)["failed"] == 0  # young: queued again instead
+        time.sleep(1.2)
+        assert reconcile(plat.platform)["failed"] == 1
+        record = http.get(f"{plat.url}/api/environments/{env_id}").json()
+        assert record["state"] == "failed"
+        assert record["reason"] == "it did not start within 1 s"
+        assert http.post(f"{plat.url}/api/environments", json={}).status_code == 202
+    finally:
+        plat.stop()

@@ -91,11 +91,6 @@ def compute_spectra(params: CosmoParams, lmax: int = 2000, *, lensed: bool = Tru
     return frame
 
 
-def dl_to_cl(ell: pd.Series, dl: pd.Series) -> pd.Series:
-    """C_ell from D_ell = ell(ell+1)C_ell/2pi."""
-    return dl * 2 * math.pi / (ell * (ell + 1))
-
-
 def spectra_csv(frame: pd.DataFrame) -> bytes:
     """The spectra as CSV (columns ell, TT, EE, BB, TE; D_ell in muK^2)."""
     return frame.to_csv(index=False, float_format="%.8e").encode()

@@ -100,12 +100,6 @@ def join_rel(rel: str, name: str) -> str:
     return "/".join((*parts, safe_name(name)))
 
 
-def parent_rel(rel: str) -> str:
-    """The relative path of the directory holding `rel` ("" for the root)."""
-    parts = _relative_parts(rel)
-    return "/".join(parts[:-1])
-
-
 @dataclass(frozen=True)
 class Entry:
     """One row of a directory listing."""
@@ -168,18 +162,6 @@ def human_size(num_bytes: int) -> str:
             return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     raise AssertionError("unreachable")
-
-
-def tree_size(path: Path) -> int:
-    """Bytes used by the files under `path`, not following symlinks."""
-    total = 0
-    for dirpath, _dirnames, filenames in os.walk(path):
-        for filename in filenames:
-            try:
-                total += os.lstat(os.path.join(dirpath, filename)).st_size
-            except OSError:
-                continue  # removed while walking
-    return total
 
 
 def find_files(root: Path, suffixes: tuple[str, ...], *, limit: int = 200) -> list[str]:
