@@ -15,6 +15,8 @@ from frontend.words import human_bytes, plain, profile_label, why_stopped
 STARTING = ("pending", "starting")
 ACTIVE = ("pending", "starting", "running", "stopping")
 DEV_LOGIN = os.environ.get("CMBCLUSTER_DEV_LOGIN") == "1"
+# Who signs people in: "Google" unless the platform is set up with another provider.
+PROVIDER = os.environ.get("CMBCLUSTER_PROVIDER_NAME", "Google")
 HUB_PATH = "/hub/"
 POLL_SECONDS = 0.5
 STOP_WAIT_SECONDS = 30
@@ -50,7 +52,7 @@ def sign_in_page() -> None:
              "workspace between sessions.")
     # /auth/login answers with the dev form in local mode and redirects to the identity
     # provider otherwise.
-    label = "Sign in (local development)" if DEV_LOGIN else "Sign in with Google"
+    label = "Sign in (local development)" if DEV_LOGIN else f"Sign in with {PROVIDER}"
     form_button(label, "/auth/login", "get", {"next": HUB_PATH}, kind="primary")
     if DEV_LOGIN:
         st.caption("Local mode: any user name signs you in. Set OIDC_CLIENT_ID to sign in "

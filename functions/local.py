@@ -22,6 +22,7 @@ import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from waitress.server import create_server
@@ -98,6 +99,7 @@ class HubProcess:
             "CMBCLUSTER_API_URL": api_url,
             "CMBCLUSTER_PUBLIC_URL": public_url,
             "CMBCLUSTER_DEV_LOGIN": "1" if settings.dev_login_enabled else "0",
+            "CMBCLUSTER_PROVIDER_NAME": provider_name(settings),
         }
         log_file = (settings.data_dir / "logs").joinpath("hub.log")
         log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -136,6 +138,13 @@ class HubProcess:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(5)
         self.pid_file.unlink(missing_ok=True)
+
+
+def provider_name(settings: Settings) -> str:
+    """What the hub's sign-in button names: Google's discovery document, or the
+    provider's host (an institution's own OpenID provider)."""
+    host = urlsplit(settings.oidc_server_metadata_url).hostname or ""
+    return "Google" if host == "accounts.google.com" else (host or "your provider")
 
 
 def _stop_previous_hub(pid_file: Path) -> None:

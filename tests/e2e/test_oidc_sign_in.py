@@ -57,7 +57,7 @@ def test_sign_in_with_the_openid_provider(oidc_platform, new_page, shot):
     plat, provider = oidc_platform
     page = new_page()
     page.goto(f"{plat.url}/hub/")
-    button = page.get_by_role("button", name="Sign in with Google")
+    button = page.get_by_role("button", name="Sign in with 127.0.0.1")  # the provider's host
     expect(button).to_be_visible()
     expect(page.get_by_text("Local mode")).to_have_count(0)  # no dev login here
     shot(page, "1-sign-in-page")
