@@ -37,7 +37,7 @@ from . import cookies, env_login
 from .allowlist import denial, is_admin_email
 from .oidc import BadIdToken, CodeRejected, OidcClient, ProviderUnavailable
 from .ratelimit import RateLimiter, client_key, parse_limit
-from .redirects import safe_next
+from .redirects import checked_next, safe_next
 
 LOGIN_TOKEN = "login"  # TokenSigner typ of the login cookie
 DEV_USERNAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -121,7 +121,7 @@ def _redirect_uri() -> str:
 
 def login() -> Response:
     settings = platform().settings
-    target = safe_next(request.args.get("next"))
+    target = checked_next(request.args.get("next"))
     if not settings.oidc_configured:
         if settings.dev_login_enabled:
             return dev_login_form(target)
@@ -255,7 +255,7 @@ def dev_login() -> Response:
     email = f"{username}@localhost"
     admin = is_admin_email(settings, email) or username in settings.admin_emails
     user = User(id=username, email=email, name=username, role=Role.ADMIN if admin else Role.USER)
-    response = _sign_in(user, safe_next(request.form.get("next")))
+    response = _sign_in(user, checked_next(request.form.get("next")))
     platform().store.audit(AuditEntry(actor=username, action="dev_login", target=username,
                                       detail={"address": request.remote_addr or ""}))
     return response

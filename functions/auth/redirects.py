@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import unquote, urlsplit
 
+from ..core.errors import ApiError
+
 MAX_LENGTH = 2048
 
 
@@ -35,3 +37,14 @@ def safe_next(value: str | None, default: str = "/") -> str:
             return value
         decoded = once_more
     return default  # encoded more deeply than any real link is
+
+
+def checked_next(value: str | None) -> str:
+    """Where to go after signing in: "/" when no `next` was given, the path when it is a
+    safe one; an unsafe `next` is an attack, refused before any sign-in starts."""
+    if not value:
+        return "/"
+    target = safe_next(value, default="")
+    if not target:
+        raise ApiError(400, "bad_next", "next: expected a path on this site")
+    return target

@@ -130,3 +130,12 @@ def test_me_not_signed_in(make_client):
     resp = client.get("/api/me")
     assert resp.status_code == 401
     assert resp.json["error"] == "not_signed_in"
+
+
+@pytest.mark.parametrize("target", ["//evil.example/", "https://evil.example/", "/\\evil",
+                                    "/%2f%2fevil.example"])
+def test_dev_login_refuses_an_open_redirect(make_client, target):
+    client, _ = make_client()
+    resp = client.post("/auth/dev-login", data={"username": "ada", "next": target})
+    assert resp.status_code == 400 and resp.get_json()["error"] == "bad_next"
+    assert "Set-Cookie" not in resp.headers

@@ -281,11 +281,18 @@ OPEN_REDIRECTS = [
 ]
 
 
-@pytest.mark.parametrize("target", OPEN_REDIRECTS)
-def test_open_redirect_in_next(oidc, make_hub, target):
+@pytest.mark.parametrize("target", [t for t in OPEN_REDIRECTS if t])
+def test_open_redirect_in_next_is_refused_before_sign_in(oidc, make_hub, target):
     hub = make_hub(oidc.main)
     with requests.Session() as browser:
-        resp = hub.sign_in(browser, "alice", next_path=target)
-    # Signing in still works; the redirect stays on this site.
-    assert resp.status_code == 303
-    assert resp.headers["Location"] == "/"
+        resp = browser.get(f"{hub.url}/auth/login", params={"next": target},
+                           allow_redirects=False, timeout=10)
+    assert resp.status_code == 400 and resp.json()["error"] == "bad_next"
+    assert "Set-Cookie" not in resp.headers  # no sign-in started, no session
+
+
+def test_no_next_lands_on_the_home_page(oidc, make_hub):
+    hub = make_hub(oidc.main)
+    with requests.Session() as browser:
+        resp = hub.sign_in(browser, "alice", next_path="")
+    assert resp.status_code == 303 and resp.headers["Location"] == "/"
