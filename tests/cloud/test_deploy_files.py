@@ -6,7 +6,6 @@ import re
 import shutil
 import subprocess
 
-import pytest
 import yaml
 
 from functions.core.backends import manifests
@@ -40,13 +39,20 @@ def test_terraform_declares_the_firestore_indexes_the_store_needs():
     assert declared == needed
 
 
-def test_terraform_files_are_well_formed():
-    terraform = shutil.which("terraform")
-    if terraform is None:
-        pytest.skip("terraform is not installed (a formatting check only)")
-    result = subprocess.run([terraform, "fmt", "-check", "-recursive", "-no-color", "."],
-                            cwd=TERRAFORM, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_terraform_files_parse_and_declare_the_platform():
+    """terraform itself is not in the package registries here: a real HCL2 parser checks
+    every file, and the parsed resources are the ones the platform needs."""
+    import hcl2
+
+    resources = set()
+    for path in sorted(TERRAFORM.glob("*.tf")):
+        with path.open() as f:
+            parsed = hcl2.load(f)  # raises on a syntax error, naming the file's line
+        for block in parsed.get("resource", []):
+            resources.update(name.strip("\"") for name in block)
+    assert {"google_container_cluster", "google_firestore_database",
+            "google_cloud_run_v2_service", "google_cloud_tasks_queue",
+            "google_cloud_scheduler_job", "kubernetes_manifest"} <= resources
 
 
 def test_cloud_run_services_cover_every_function():
