@@ -33,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import free_port, pct
+from bench.common import free_port, pct, timed_gets
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV_ID = "0123456789ab"
@@ -176,19 +176,6 @@ def wait_healthy(port: int, path: str, timeout: float = 90) -> None:
     raise RuntimeError(f"127.0.0.1:{port}{path} did not answer")
 
 
-def timed_gets(conn: http.client.HTTPConnection, headers: dict, n: int) -> list[float]:
-    out = []
-    for _ in range(n):
-        started = time.perf_counter()
-        conn.request("GET", HEALTH, headers=headers)
-        resp = conn.getresponse()
-        resp.read()
-        out.append((time.perf_counter() - started) * 1000)
-        if resp.status != 200:
-            raise RuntimeError(f"GET {HEALTH} answered {resp.status}")
-    return out
-
-
 def spawn(args: list[str], **kwargs) -> subprocess.Popen:
     return subprocess.Popen(args, cwd=ROOT, start_new_session=True, **kwargs)
 
@@ -246,14 +233,14 @@ def measure(upstream: str, loop: str, runs: int, blocks: int, block: int) -> dic
         for _ in range(runs):
             direct = connect(upstream_port)
             via = {v: connect(port) for v, (port, _) in proxies.items()}
-            timed_gets(direct, {}, block)  # warm both ends' connections and caches
+            timed_gets(direct, HEALTH, {}, block)  # warm both ends' connections and caches
             for v in VARIANTS:
-                timed_gets(via[v], proxies[v][1], block)
+                timed_gets(via[v], HEALTH, proxies[v][1], block)
             samples: dict[str, list[float]] = {"direct": [], **{v: [] for v in VARIANTS}}
             for _ in range(blocks):
-                samples["direct"] += timed_gets(direct, {}, block)
+                samples["direct"] += timed_gets(direct, HEALTH, {}, block)
                 for v in VARIANTS:
-                    samples[v] += timed_gets(via[v], proxies[v][1], block)
+                    samples[v] += timed_gets(via[v], HEALTH, proxies[v][1], block)
             per_run.append(_summary(samples))
             for conn in (direct, *via.values()):
                 conn.close()

@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from bench.common import free_port, pct
+from bench.common import free_port, pct, timed_gets
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "user-environment" / "app.py"
@@ -138,23 +138,10 @@ def bench_launch(plat: Platform, runs: int) -> dict:
     }
 
 
-def timed_gets(conn: http.client.HTTPConnection, path: str, headers: dict, n: int) -> list:
-    out = []
-    for _ in range(n):
-        t = time.perf_counter()
-        conn.request("GET", path, headers=headers)
-        resp = conn.getresponse()
-        resp.read()
-        out.append((time.perf_counter() - t) * 1000)
-        assert resp.status == 200, resp.status
-    return out
-
-
 def bench_proxy(plat: Platform, requests_n: int) -> dict:
     http = plat.session("proxybench")
     _, env = plat.launch(http)
     cookie = "; ".join(f"{c.name}={c.value}" for c in http.cookies)
-    upstream = requests.get  # noqa: F841 - keep requests warm
     route = env["url"] + "_stcore/health"
     direct_port = _direct_port(plat, env)
     via = http_conn(plat.port)
