@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import kubernetes_validate
 import pytest
+from kubernetes import client
 
 from functions.core.backends.base import ServerSpec
+from functions.core.backends.kubernetes import KubernetesBackend
 from functions.core.backends.manifests import Cluster
 from functions.core.config import Profile
 
@@ -31,3 +33,15 @@ def cluster() -> Cluster:
                    auth_url="https://route-abc.a.run.app/route/verify",
                    hub_url="https://cmbcluster.example.org",
                    storage_class="standard-rwo", tls_secret="cmbcluster-tls")
+
+
+def kubernetes_backend(api_url: str, **options) -> KubernetesBackend:
+    """The real backend and the real kubernetes client, pointed at a fake API server."""
+    configuration = client.Configuration()
+    configuration.host = api_url
+    return KubernetesBackend(
+        "cmbcluster", host="cmbcluster.example.org",
+        auth_url="https://route.example.run.app/route/verify",
+        hub_url="https://cmbcluster.example.org",
+        start_timeout=5, poll_seconds=0.01, request_timeout=5,
+        api_client=client.ApiClient(configuration), **options)

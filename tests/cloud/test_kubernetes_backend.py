@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from kubernetes import client
 
 from functions.core.backends.base import BackendError
 from functions.core.backends.kubernetes import KubernetesBackend
 
-from .conftest import make_spec, validate
+from .conftest import kubernetes_backend, make_spec, validate
 from .k8s_fake import FakeKubernetes, serve
 
 POD = "env-0123456789ab"
@@ -39,14 +38,7 @@ def fake() -> Iterator[FakeKubernetes]:
 
 @pytest.fixture
 def backend(fake: FakeKubernetes) -> Iterator[KubernetesBackend]:
-    configuration = client.Configuration()
-    configuration.host = fake.url
-    kube = KubernetesBackend(
-        "cmbcluster", host="cmbcluster.example.org",
-        auth_url="https://route.example.run.app/route/verify",
-        hub_url="https://cmbcluster.example.org",
-        start_timeout=5, poll_seconds=0.01, request_timeout=5,
-        api_client=client.ApiClient(configuration))
+    kube = kubernetes_backend(fake.url)
     yield kube
     kube.close()
 

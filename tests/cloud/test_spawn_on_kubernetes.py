@@ -8,13 +8,13 @@ import time
 import pytest
 from kubernetes import client
 
-from functions.core.backends.kubernetes import KubernetesBackend
 from functions.core.config import load_settings
 from functions.core.models import Environment, State, User
 from functions.core.platform import build_platform
 from functions.core.store.sqlite import SqliteStore
 from functions.spawn.worker import run_spawn
 
+from .conftest import kubernetes_backend
 from .k8s_fake import serve
 from .test_kubernetes_backend import HEALTHY, RUNNING
 
@@ -25,13 +25,7 @@ def test_worker_runs_an_environment_to_running_and_stop_keeps_the_volume(tmp_pat
     settings = load_settings({"CMBCLUSTER_DATA_DIR": str(tmp_path), "SECRET_KEY": "k" * 40,
                               "START_TIMEOUT": "20"})
     with serve() as fake:
-        configuration = client.Configuration()
-        configuration.host = fake.url
-        backend = KubernetesBackend(
-            "cmbcluster", host="cmbcluster.example.org",
-            auth_url="https://route.example/route/verify",
-            hub_url="https://cmbcluster.example.org",
-            start_timeout=5, poll_seconds=0.01, api_client=client.ApiClient(configuration))
+        backend = kubernetes_backend(fake.url)
         platform = build_platform(settings, SqliteStore(tmp_path / "db.sqlite"))
         platform.backend = backend
         platform.store.upsert_user(User(id="alice", email="alice@example.org"))
