@@ -48,8 +48,9 @@ from functions.core.platform import Platform, build_platform
 from functions.core.sessions import SESSION_COOKIE
 from functions.core.store.sqlite import SqliteStore
 
+from ..conftest import missing_service
+
 OIDC_DIR = Path(__file__).resolve().parent.parent / "oidc"
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SECRET_KEY = "test-secret-key-" + "x" * 32
 CLIENT_ID, CLIENT_SECRET = "cmbcluster", "cmbcluster-test-secret"
 OTHER_CLIENT_ID, OTHER_CLIENT_SECRET = "other-app", "other-app-secret"
@@ -61,12 +62,6 @@ ACCOUNTS = {
     "wronghd": {"email": "carol@uni.example", "hd": "evil.example"},
     "root": {"email": "root@uni.example", "name": "Root Admin"},
 }
-
-
-def missing(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(f"under CI=true the OpenID provider must run: {reason}")
-    pytest.skip(reason)
 
 
 def session_cookie_set(response: requests.Response) -> bool:
@@ -289,9 +284,9 @@ class Providers:
 @pytest.fixture(scope="session")
 def oidc(hub_server) -> Iterator[Providers]:
     if shutil.which("node") is None:
-        missing("node is not installed")
+        missing_service("node is not installed")
     if not (OIDC_DIR / "node_modules" / "oidc-provider" / "package.json").exists():
-        missing("the test OpenID provider is not installed: npm ci --prefix tests/oidc")
+        missing_service("the test OpenID provider is not installed: npm ci --prefix tests/oidc")
     _, hub_url = hub_server
     clients = json.dumps([
         {"client_id": cid, "client_secret": secret,
