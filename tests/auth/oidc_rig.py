@@ -11,7 +11,7 @@
 - `hub_server`: one real HTTP server for the whole session; each test mounts its own
   hub (auth + admin apps, a fresh SQLite store) on it, so redirects work over real HTTP.
 
-Without node or `npm ci --prefix tests/oidc`, the provider tests skip, or fail under CI.
+Without node or `npm ci --prefix tests/oidc`, the provider tests fail, saying which.
 """
 
 from __future__ import annotations
