@@ -9,16 +9,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from functions.core.backends.base import Server
-from functions.core.config import load_settings
 from functions.core.models import User
-from functions.core.platform import build_platform
-from functions.core.store.sqlite import SqliteStore
 from functions.route import proxy as proxy_module
-from functions.route.proxy import LocalProxy
 
-ENV = "0123456789ab"
-BASE = f"/user/alice/{ENV}"
+from .servers import BASE, ENV, serve_handler, serve_proxy
 
 
 async def echo(request: web.Request) -> web.StreamResponse:
@@ -39,43 +33,17 @@ async def echo(request: web.Request) -> web.StreamResponse:
     })
 
 
-class OneServer:
-    """A backend with one environment, served by the echo app."""
-
-    def __init__(self, upstream: str):
-        self.server = Server(ENV, "alice", upstream, BASE)
-
-    def route(self, env_id: str) -> Server | None:
-        return self.server if env_id == ENV else None
-
-
 @pytest.fixture
 async def setup(tmp_path: Path):
-    upstream_app = web.Application(client_max_size=1024**3)
-    upstream_app.router.add_route("*", "/{tail:.*}", echo)
-    up = web.AppRunner(upstream_app)
-    await up.setup()
-    site = web.TCPSite(up, "127.0.0.1", 0)
-    await site.start()
-    upstream = f"http://127.0.0.1:{up.addresses[0][1]}"
-
-    settings = load_settings({"CMBCLUSTER_DATA_DIR": str(tmp_path), "SECRET_KEY": "k" * 40})
-    plat = build_platform(settings, SqliteStore(tmp_path / "db"))
-    plat.backend = OneServer(upstream)
+    up, upstream = await serve_handler(echo)
     activity: list[str] = []
-    proxy = LocalProxy(plat, upstream, on_activity=activity.append)
-    await proxy.open()
-    runner = web.ServerRunner(proxy.server(lingering_time=0.5))
-    await runner.setup()
-    front = web.TCPSite(runner, "127.0.0.1", 0)
-    await front.start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    alice = plat.store.upsert_user(User("alice", "alice@x.org"))
-    bob = plat.store.upsert_user(User("bob", "bob@x.org"))
-    tokens = {u.id: plat.sessions.issue(u, 600) for u in (alice, bob)}
-    yield url, tokens, activity
-    await runner.cleanup()
-    await proxy.close()
+    running = await serve_proxy(tmp_path, upstream, on_activity=activity.append,
+                                lingering_time=0.5)
+    store, sessions = running.platform.store, running.platform.sessions
+    users = [store.upsert_user(User(name, f"{name}@x.org")) for name in ("alice", "bob")]
+    tokens = {u.id: sessions.issue(u, 600) for u in users}
+    yield running.url, tokens, activity
+    await running.close()
     await up.cleanup()
 
 

@@ -11,14 +11,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from functions.core.config import load_settings
 from functions.core.models import User
-from functions.core.platform import build_platform
-from functions.core.store.sqlite import SqliteStore
-from functions.route.proxy import LocalProxy
 from functions.route.upstream import UpstreamError, UpstreamPool
 
-from .test_proxy import BASE, OneServer
+from .servers import BASE, serve_handler, serve_proxy
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, "RawServer"], Awaitable[None]]
 
@@ -346,13 +342,8 @@ async def digest(request: web.Request) -> web.Response:
 
 @pytest.fixture
 async def digest_server():
-    app = web.Application(client_max_size=1024**3)
-    app.router.add_route("*", "/{tail:.*}", digest)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    runner, url = await serve_handler(digest)
+    yield url
     await runner.cleanup()
 
 
@@ -401,25 +392,12 @@ async def behind_proxy(tmp_path):
             return web.Response(body=b"y" * (3 * 1024 * 1024))
         return await digest(request)
 
-    upstream_app = web.Application(client_max_size=1024**3)
-    upstream_app.router.add_route("*", "/{tail:.*}", app)
-    up = web.AppRunner(upstream_app)
-    await up.setup()
-    await web.TCPSite(up, "127.0.0.1", 0).start()
-    upstream = f"http://127.0.0.1:{up.addresses[0][1]}"
-    settings = load_settings({"CMBCLUSTER_DATA_DIR": str(tmp_path), "SECRET_KEY": "k" * 40})
-    plat = build_platform(settings, SqliteStore(tmp_path / "db"))
-    plat.backend = OneServer(upstream)
-    proxy = LocalProxy(plat, upstream)
-    await proxy.open()
-    runner = web.ServerRunner(proxy.server())
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    up, upstream = await serve_handler(app)
+    running = await serve_proxy(tmp_path, upstream)
+    plat = running.platform
     token = plat.sessions.issue(plat.store.upsert_user(User("alice", "alice@x.org")), 600)
-    yield (f"http://127.0.0.1:{runner.addresses[0][1]}{BASE}",
-           {"Cookie": f"cmbcluster_session={token}"}, release, up)
-    await runner.cleanup()
-    await proxy.close()
+    yield (f"{running.url}{BASE}", {"Cookie": f"cmbcluster_session={token}"}, release, up)
+    await running.close()
     await up.cleanup()
 
 
