@@ -37,6 +37,13 @@ def _when(value: str | None) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M") if moment else "—"
 
 
+def table_header(widths: list[int], titles: tuple[str, ...]) -> None:
+    """Column titles above rows of st.columns with the same widths (rows hold buttons,
+    which a dataframe cannot)."""
+    for col, title in zip(st.columns(widths), titles, strict=True):
+        col.caption(title)
+
+
 def users_page(client: HubApi, me: dict) -> None:
     st.title("Users")
     _show_flash()
@@ -46,10 +53,8 @@ def users_page(client: HubApi, me: dict) -> None:
         st.error(plain(err))
         return
     st.caption(f"{len(users)} users. Making someone a user again signs them out at once.")
-    widths = [4, 2, 2, 3, 2, 2]
-    for col, title in zip(st.columns(widths),
-                          ("Email", "Role", "Status", "Last sign-in", "", ""), strict=True):
-        col.caption(title)
+    widths = [4, 2, 2, 3, 3, 2]  # "Make admin" needs the room
+    table_header(widths, ("Email", "Role", "Status", "Last sign-in", "", ""))
     for user in users:
         email, role, status, seen, role_col, state_col = st.columns(
             widths, vertical_alignment="center")
@@ -95,9 +100,7 @@ def environments_page(client: HubApi, me: dict) -> None:
         st.info("No environments in these states.")
         return
     widths = [3, 2, 2, 2, 3, 2]
-    for col, title in zip(st.columns(widths),
-                          ("Owner", "Profile", "State", "Idle", "Started", ""), strict=True):
-        col.caption(title)
+    table_header(widths, ("Owner", "Profile", "State", "Idle", "Started", ""))
     for env in envs:
         owner, profile, state, idle, started, action = st.columns(
             widths, vertical_alignment="center")
